@@ -1,0 +1,56 @@
+# tierd — build, test and benchmark targets. README and .ci/run use these, nothing else.
+GO       ?= go
+GOBIN    := $(shell $(GO) env GOPATH)/bin
+PKGS     := ./...
+FUZZTIME ?= 10s
+
+# Pinned test servers and clients (installed into $(GOBIN) when missing).
+MINIO_PKG := github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
+MC_PKG    := github.com/minio/mc@v0.0.0-20250313080218-cf909e1063a9
+STATICCHECK_PKG := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+
+export TIERD_MINIO_BIN := $(GOBIN)/minio
+export TIERD_MC_BIN    := $(GOBIN)/mc
+
+.PHONY: all build test race lint bench fuzz tools minio mc clean
+
+all: build
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+## test: what CI runs — tools, vet, every test under the race detector, a short fuzz pass.
+test: tools
+	$(GO) vet $(PKGS)
+	$(GO) test -race -timeout 40m $(PKGS)
+	$(MAKE) fuzz FUZZTIME=5s
+
+race:
+	$(GO) test -race -timeout 40m $(PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK_PKG) $(PKGS)
+
+## bench: the speed and memory benchmarks (large files; see README "Benchmarks").
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 120m $(PKGS)
+
+## fuzz: every Fuzz target for FUZZTIME each.
+fuzz:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done
+
+tools: minio mc
+
+minio:
+	@test -x $(TIERD_MINIO_BIN) || { echo "installing MinIO server (a few minutes, once)"; $(GO) install $(MINIO_PKG); }
+
+mc:
+	@test -x $(TIERD_MC_BIN) || { echo "installing MinIO client"; $(GO) install $(MC_PKG); }
+
+clean:
+	rm -rf bin/

@@ -1,0 +1,140 @@
+package segment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	"github.com/tierd/tierd/bufpool"
+)
+
+// Castagnoli is the CRC-32C table every tierd checksum uses.
+var Castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrSourceChanged means a source ended before the size it was declared with.
+var ErrSourceChanged = errors.New("source is shorter than its declared size")
+
+// Copy streams the first size bytes of src into w and returns their CRC-32C. It neither
+// commits nor aborts w.
+//
+// Bytes move through buffers of pool. With two buffers Copy reads the next chunk while the
+// previous one is written (double buffering); the second buffer is only taken when one is
+// free at once (see bufpool's deadlock rule), so Copy never waits holding a buffer. A
+// SourceWriter pulls from src itself and Copy takes no buffer at all.
+func Copy(ctx context.Context, w Writer, src io.ReaderAt, size int64, pool *bufpool.Pool) (uint32, error) {
+	if sw, ok := w.(SourceWriter); ok {
+		return sw.WriteFrom(io.NewSectionReader(src, 0, size))
+	}
+	first, err := pool.Get(ctx)
+	if err != nil {
+		return 0, err
+	}
+	second := pool.TryGet()
+	if second == nil || size <= int64(pool.BufferSize()) {
+		if second != nil {
+			second.Release()
+		}
+		defer first.Release()
+		return copySerial(ctx, w, src, size, first.Bytes())
+	}
+	return copyOverlapped(ctx, w, src, size, first, second)
+}
+
+func copySerial(ctx context.Context, w Writer, src io.ReaderAt, size int64, buf []byte) (uint32, error) {
+	var crc uint32
+	for off := int64(0); off < size; {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		p := buf[:min(int64(len(buf)), size-off)]
+		if err := readFull(src, p, off); err != nil {
+			return 0, err
+		}
+		crc = crc32.Update(crc, Castagnoli, p)
+		if _, err := w.Write(p); err != nil {
+			return 0, err
+		}
+		off += int64(len(p))
+	}
+	return crc, nil
+}
+
+type chunk struct {
+	buf *bufpool.Buffer
+	n   int
+}
+
+// copyOverlapped runs a reader goroutine one chunk ahead of the writer. It owns and
+// releases both buffers.
+func copyOverlapped(ctx context.Context, w Writer, src io.ReaderAt, size int64, bufs ...*bufpool.Buffer) (uint32, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	free := make(chan *bufpool.Buffer, len(bufs))
+	for _, b := range bufs {
+		free <- b
+	}
+	filled := make(chan chunk, len(bufs))
+	var crc uint32
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(filled)
+		for off := int64(0); off < size; {
+			var b *bufpool.Buffer
+			select {
+			case b = <-free:
+			case <-ctx.Done():
+				readErr <- ctx.Err()
+				return
+			}
+			p := b.Bytes()[:min(int64(len(b.Bytes())), size-off)]
+			if err := readFull(src, p, off); err != nil {
+				free <- b
+				readErr <- err
+				return
+			}
+			crc = crc32.Update(crc, Castagnoli, p)
+			filled <- chunk{b, len(p)}
+			off += int64(len(p))
+		}
+		readErr <- nil
+	}()
+	var werr error
+	for c := range filled {
+		if werr == nil {
+			if err := ctx.Err(); err != nil {
+				werr = err
+			} else if _, err := w.Write(c.buf.Bytes()[:c.n]); err != nil {
+				werr = err
+			}
+			if werr != nil {
+				cancel() // stop the reader; keep draining so it can exit
+			}
+		}
+		free <- c.buf
+	}
+	rerr := <-readErr // filled is closed: the reader is done and touches nothing more
+	cancel()
+	for range bufs {
+		(<-free).Release()
+	}
+	if werr != nil {
+		return 0, werr
+	}
+	if rerr != nil {
+		return 0, rerr
+	}
+	return crc, nil
+}
+
+// readFull reads len(p) bytes at off, turning a short source into ErrSourceChanged.
+func readFull(src io.ReaderAt, p []byte, off int64) error {
+	n, err := src.ReadAt(p, off)
+	if n == len(p) {
+		return nil
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		return fmt.Errorf("read at %d: %w", off+int64(n), ErrSourceChanged)
+	}
+	return fmt.Errorf("read at %d: %w", off+int64(n), err)
+}
