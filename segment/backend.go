@@ -58,6 +58,13 @@ type Backend interface {
 
 // Writer writes one object. Exactly one of Commit or Abort must be called, after which
 // the Writer must not be used. A Writer is used by one goroutine at a time.
+//
+// Pool buffers: Create takes none. A caller that holds pool buffers while writing must pass
+// whole buffers (len(p) == the pool's buffer size for every Write but the last); backends
+// then never wait for the pool inside Write (they may take extra buffers with TryGet only),
+// which keeps bufpool's deadlock rule. A caller holding no pool buffer may write any sizes;
+// a backend that must stage small writes (s3: parts of at least 5 MiB) may then wait for
+// a buffer.
 type Writer interface {
 	// Write appends p. Writing more than the size given to Create is an error. Passing
 	// whole bufpool buffers is fastest: backends that need aligned memory (posix direct)
