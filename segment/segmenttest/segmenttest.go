@@ -388,7 +388,7 @@ func testRangedReads(t *testing.T, h Harness) {
 		if want == length && err != nil && !errors.Is(err, io.EOF) {
 			t.Fatalf("ReadAt(len %d, off %d): %v", length, off, err)
 		}
-		if !bytes.Equal(p[:got], data[off:off+got]) {
+		if got > 0 && !bytes.Equal(p[:got], data[off:off+got]) {
 			t.Fatalf("ReadAt(len %d, off %d): wrong bytes", length, off)
 		}
 	}
