@@ -1,0 +1,369 @@
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tierd/tierd/segment"
+)
+
+func TestMarkerKey(t *testing.T) {
+	f := func(node string, key segment.Key, want string) {
+		t.Helper()
+		got, err := MarkerKey(node, key)
+		if err != nil {
+			t.Fatalf("MarkerKey(%q, %q): %v", node, key, err)
+		}
+		if string(got) != want {
+			t.Fatalf("MarkerKey(%q, %q) = %q, want %q", node, key, got, want)
+		}
+	}
+	f("broker-a", "broker-a/rmq/commitlog/00000000001073741824", "broker-a/_tierd/markers/rmq/commitlog/00000000001073741824.json")
+	f("broker-a", "broker-a/rmq/index/20260101.tix", "broker-a/_tierd/markers/rmq/index/20260101.tix.json")
+	f("n", "n/s/x", "n/_tierd/markers/s/x.json")
+
+	bad := func(node string, key segment.Key, want string) {
+		t.Helper()
+		got, err := MarkerKey(node, key)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("MarkerKey(%q, %q) = %q, %v; want error containing %q", node, key, got, err, want)
+		}
+	}
+	bad("broker-a", "broker-b/rmq/x", "not under node")
+	bad("broker-a", "broker-ab/rmq/x", "not under node")
+	bad("broker-a", "broker-a", "not under node")
+	bad("broker-a", "broker-a/_tierd/markers/rmq/x.json", "tierd's own namespace")
+	bad("broker-a", "broker-a/_tierd", "tierd's own namespace")
+	bad("broker-a", "broker-a/../x", "invalid key")
+	bad("", "x/y", "node name")
+	bad("a/b", "a/b/c", "node name")
+	bad("n", segment.Key("n/"+strings.Repeat("x", segment.MaxKeyLen-2)), "longer than")
+
+	if got := MarkerPrefix("broker-a"); got != "broker-a/_tierd/markers/" {
+		t.Fatalf("MarkerPrefix = %q", got)
+	}
+}
+
+func TestMarkerRoundTrip(t *testing.T) {
+	f := func(rec Record) {
+		t.Helper()
+		data, err := EncodeMarker(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(data, []byte(`{"v":1,`)) || bytes.Contains(data, []byte(`"tier"`)) {
+			t.Fatalf("marker %s: want a version-1 record without a tier", data)
+		}
+		got, err := DecodeMarker(data)
+		if err != nil {
+			t.Fatalf("DecodeMarker(%s): %v", data, err)
+		}
+		want := rec.normalize()
+		want.Tier = ""
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("round trip = %+v\nwant %+v", got, want)
+		}
+	}
+	f(testRecord("hdd", "rmq", "commitlog/0001", 1))
+	f(tixRecord("s3", "rmq", "index/2026-01-01", 7))
+	r := testRecord("hdd", "kafka", "topic-0/00000000000000000000.log", 0)
+	r.Size, r.LocalSize, r.CRC32C, r.LocalCRC32C = 0, 0, 0, 0
+	r.SegmentModTime = r.SegmentModTime.AddDate(-2025, 0, 0) // year 1
+	f(r)
+	r.Size, r.LocalSize, r.CRC32C, r.LocalCRC32C = 1<<62, 1<<62, 0xffffffff, 0xffffffff
+	f(r)
+
+	if _, err := EncodeMarker(Record{}); err == nil {
+		t.Fatal("EncodeMarker of an empty record succeeded")
+	}
+}
+
+// validMarker is a marker that decodes; the tests below damage it.
+const validMarker = `{"v":1,"key":"broker-a/rmq/commitlog/0001","src":"rmq","rel":"commitlog/0001","kind":"commitlog","fmt":"raw","size":10,"crc":7,"lsize":10,"lcrc":7,"offloaded":"2026-01-02T03:04:05Z"}`
+
+func TestDecodeMarkerRejects(t *testing.T) {
+	if _, err := DecodeMarker([]byte(validMarker)); err != nil {
+		t.Fatalf("valid marker: %v", err)
+	}
+	f := func(data, want string) {
+		t.Helper()
+		rec, err := DecodeMarker([]byte(data))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("DecodeMarker(%.80q) = %+v, %v; want error containing %q", data, rec, err, want)
+		}
+	}
+	edit := func(old, new string) string {
+		if !strings.Contains(validMarker, old) {
+			panic("BUG: test edits a field the marker does not have: " + old)
+		}
+		return strings.Replace(validMarker, old, new, 1)
+	}
+	f("", "not a JSON record")
+	f("garbage", "not a JSON record")
+	f("\x00\xff\xfe", "not a JSON record")
+	f("[1,2]", "not a JSON record")
+	f(`"v"`, "not a JSON record")
+	f("null", "no version")
+	f("{}", "no version")
+	f(`{"v":"1"}`, "not a JSON record")
+	f(edit(`"v":1`, `"v":2`), "version 2")
+	f(edit(`"v":1`, `"v":0`), "version 0")
+	f(edit(`"v":1,`, ``), "no version")
+	f(edit(`"size":10,`, ``), "missing one of the fields")
+	f(edit(`"lcrc":7,`, ``), "missing one of the fields")
+	f(edit(`"size":10`, `"size":-1`), "differ from local")
+	f(edit(`"size":10`, `"size":1e3`), "not a JSON record")
+	f(edit(`"crc":7`, `"crc":4294967296`), "not a JSON record")
+	f(edit(`"crc":7`, `"crc":-1`), "not a JSON record")
+	f(edit(`"kind":"commitlog"`, `"kind":""`), "kind")
+	f(edit(`"fmt":"raw"`, `"fmt":"zip"`), "format")
+	f(edit(`"fmt":"raw"`, `"fmt":"tix"`), "does not end in .tix")
+	f(edit(`"key":"broker-a/rmq/commitlog/0001"`, `"key":"../etc/passwd"`), "object key")
+	f(edit(`"key":"broker-a/rmq/commitlog/0001"`, `"key":"/abs"`), "absolute")
+	f(edit(`"key":"broker-a/rmq/commitlog/0001"`, `"key":""`), "empty")
+	f(edit(`"src":"rmq"`, `"src":"a/b"`), "source name")
+	f(edit(`"src":"rmq"`, `"src":"_tierd"`), "reserved")
+	f(edit(`"rel":"commitlog/0001"`, `"rel":"a/../../b"`), "relative path")
+	f(edit(`"rel":"commitlog/0001"`, `"rel":"a\u0000b"`), "relative path")
+	f(edit(`,"offloaded":"2026-01-02T03:04:05Z"`, ``), "offload time missing")
+	f(edit(`"2026-01-02T03:04:05Z"`, `"yesterday"`), "not a JSON record")
+	f(edit(`"v":1,`, `"v":1,"extra":true,`), "unknown field")
+	f(edit(`"v":1,`, `"v":1,"tier":"a/b",`), "tier name")
+	f(validMarker+"{}", "trailing data")
+	f(validMarker+"x", "trailing data")
+	f(validMarker[:len(validMarker)-1], "not a JSON record")
+	f(strings.Replace(validMarker, `"kind":"commitlog"`, `"kind":"`+strings.Repeat("k", MaxMarkerSize)+`"`, 1), "more than")
+}
+
+// putObject stores an object of n bytes for rec on b and sets rec's sizes and CRCs to it.
+func putObject(b *memBackend, rec *Record, n int) {
+	data := bytes.Repeat([]byte{byte(n)}, n)
+	b.put(rec.Key, data)
+	st, _ := b.Stat(context.Background(), rec.Key)
+	rec.Size, rec.CRC32C = st.Size, st.CRC32C
+	if rec.Format == FormatRaw {
+		rec.LocalSize, rec.LocalCRC32C = rec.Size, rec.CRC32C
+	}
+}
+
+// offloadAll plays the pipeline's last steps for n segments onto tier: object, marker,
+// record. It returns the records.
+func offloadAll(t *testing.T, c *Catalog, b *memBackend, tier string, n int) []Record {
+	t.Helper()
+	ctx := context.Background()
+	var recs []Record
+	for i := range n {
+		var rec Record
+		switch i % 3 {
+		case 0:
+			rec = testRecord(tier, "rmq", fmt.Sprintf("commitlog/%020d", i), i)
+		case 1:
+			rec = tixRecord(tier, "rmq", fmt.Sprintf("index/%020d", i), i)
+		default:
+			rec = testRecord(tier, "kafka", fmt.Sprintf("orders-%d/%020d.log", i%2, i), i)
+		}
+		putObject(b, &rec, 10+i)
+		if err := c.WriteMarker(ctx, b, rec); err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, rec)
+	}
+	mustPut(t, c, recs...)
+	return recs
+}
+
+func TestRebuild(t *testing.T) {
+	ctx := context.Background()
+	b := newMemBackend()
+	c1 := openT(t, t.TempDir(), testNode)
+	offloadAll(t, c1, b, "hdd", 24)
+	// Another tier's records and another node's markers must not leak in.
+	mustPut(t, c1, testRecord("s3", "rmq", "commitlog/x", 1))
+	b.put("broker-b/_tierd/markers/rmq/commitlog/0001.json", []byte(validMarker))
+
+	c2 := openT(t, t.TempDir(), testNode)
+	n, skipped, err := c2.Rebuild(ctx, "hdd", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 24 || len(skipped) != 0 {
+		t.Fatalf("Rebuild restored %d, skipped %+v; want 24, none", n, skipped)
+	}
+	want, err := c1.List("hdd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c2.List("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		for i := range min(len(got), len(want)) {
+			if !reflect.DeepEqual(got[i], want[i]) {
+				t.Errorf("record %d:\n got %+v\nwant %+v", i, got[i], want[i])
+			}
+		}
+		t.Fatalf("rebuilt catalog has %d records, original %d", len(got), len(want))
+	}
+	if err := c1.Delete("s3", "broker-a/rmq/commitlog/x"); err != nil {
+		t.Fatal(err)
+	}
+	var d1, d2 bytes.Buffer
+	if err := c1.Dump(&d1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Dump(&d2); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(d1.Bytes(), d2.Bytes()) {
+		t.Fatalf("dumps differ:\n%s\n%s", d1.Bytes(), d2.Bytes())
+	}
+	checkIndex(t, c2)
+	for _, r := range want[:3] {
+		h1, _ := c1.Holders(r.Source, r.Rel)
+		h2, err := c2.Holders(r.Source, r.Rel)
+		if err != nil || !reflect.DeepEqual(h1, h2) {
+			t.Fatalf("Holders(%s, %s) = %+v, %v; want %+v", r.Source, r.Rel, h2, err, h1)
+		}
+	}
+
+	// Rebuilding again changes nothing.
+	if n, _, err := c2.Rebuild(ctx, "hdd", b); err != nil || n != 24 {
+		t.Fatalf("second Rebuild: %d, %v", n, err)
+	}
+	d2.Reset()
+	if err := c2.Dump(&d2); err != nil || !bytes.Equal(d1.Bytes(), d2.Bytes()) {
+		t.Fatalf("second Rebuild changed the catalog (%v)", err)
+	}
+}
+
+func TestRebuildSkipsBadMarkers(t *testing.T) {
+	ctx := context.Background()
+	b := newMemBackend()
+	c1 := openT(t, t.TempDir(), testNode)
+	recs := offloadAll(t, c1, b, "hdd", 6)
+	mk := func(r Record) segment.Key {
+		k, err := MarkerKey(testNode, r.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	prefix := string(MarkerPrefix(testNode))
+
+	// recs[0]: object deleted. recs[1]: object changed. recs[2]: marker garbage.
+	// recs[3]'s marker copied under another name.
+	b.Delete(ctx, recs[0].Key)
+	b.put(recs[1].Key, []byte("different bytes"))
+	b.put(mk(recs[2]), []byte("{not json"))
+	m3, _ := EncodeMarker(recs[3])
+	b.put(segment.Key(prefix+"rmq/elsewhere.json"), m3)
+	b.put(segment.Key(prefix+"rmq/README.txt"), []byte("hello"))
+	b.put(segment.Key(prefix+"rmq/huge.json"), bytes.Repeat([]byte(" "), MaxMarkerSize+1))
+
+	c2 := openT(t, t.TempDir(), testNode)
+	n, skipped, err := c2.Rebuild(ctx, "hdd", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSkip := map[segment.Key]string{
+		mk(recs[0]): "is missing",
+		mk(recs[1]): "marker says",
+		mk(recs[2]): "not a JSON record",
+		segment.Key(prefix + "rmq/elsewhere.json"): "whose marker would be",
+		segment.Key(prefix + "rmq/README.txt"):     "does not end in .json",
+		segment.Key(prefix + "rmq/huge.json"):      "more than",
+	}
+	if len(skipped) != len(wantSkip) {
+		t.Fatalf("skipped %+v, want %d", skipped, len(wantSkip))
+	}
+	for _, s := range skipped {
+		want, ok := wantSkip[s.Marker]
+		if !ok || s.Reason == nil || !strings.Contains(s.Reason.Error(), want) {
+			t.Fatalf("skipped %s: %v; want reason containing %q", s.Marker, s.Reason, want)
+		}
+	}
+	if n != 3 {
+		t.Fatalf("restored %d, want 3", n)
+	}
+	got, _ := c2.List("hdd")
+	if want := normalized(recs[3], recs[4], recs[5]); !reflect.DeepEqual(got, sortRecs(want)) {
+		t.Fatalf("restored %+v\nwant %+v", got, want)
+	}
+}
+
+func sortRecs(recs []Record) []Record {
+	slices.SortFunc(recs, func(a, b Record) int { return strings.Compare(string(a.Key), string(b.Key)) })
+	return recs
+}
+
+func TestRebuildBackendError(t *testing.T) {
+	b := newMemBackend()
+	c1 := openT(t, t.TempDir(), testNode)
+	offloadAll(t, c1, b, "hdd", 3)
+	c2 := openT(t, t.TempDir(), testNode)
+	b.failOpen = errors.New("disk on fire")
+	if _, _, err := c2.Rebuild(context.Background(), "hdd", b); err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("Rebuild with a failing backend: %v", err)
+	}
+	if recs, _ := c2.List(""); len(recs) != 0 {
+		t.Fatalf("failed Rebuild restored %+v", recs)
+	}
+	b.failOpen = nil
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := c2.Rebuild(ctx, "hdd", b); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Rebuild with a cancelled context: %v", err)
+	}
+	if _, _, err := c2.Rebuild(context.Background(), "", b); err == nil {
+		t.Fatal("Rebuild of tier \"\" succeeded")
+	}
+}
+
+func TestWriteDeleteMarker(t *testing.T) {
+	ctx := context.Background()
+	b := newMemBackend()
+	c := openT(t, t.TempDir(), testNode)
+	rec := testRecord("hdd", "rmq", "commitlog/0001", 1)
+	if err := c.WriteMarker(ctx, b, rec); err != nil {
+		t.Fatal(err)
+	}
+	mk, _ := MarkerKey(testNode, rec.Key)
+	if _, err := b.Stat(ctx, mk); err != nil {
+		t.Fatalf("marker not written: %v", err)
+	}
+	if err := c.DeleteMarker(ctx, b, rec.Key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Stat(ctx, mk); !errors.Is(err, segment.ErrNotFound) {
+		t.Fatalf("marker after DeleteMarker: %v", err)
+	}
+	if err := c.DeleteMarker(ctx, b, rec.Key); err != nil {
+		t.Fatalf("DeleteMarker twice: %v", err)
+	}
+
+	bad := rec
+	bad.Kind = ""
+	if err := c.WriteMarker(ctx, b, bad); err == nil {
+		t.Fatal("WriteMarker of an invalid record succeeded")
+	}
+	other := testRecord("hdd", "rmq", "commitlog/0001", 1)
+	other.Key = "broker-b/rmq/commitlog/0001"
+	if err := c.WriteMarker(ctx, b, other); err == nil || !strings.Contains(err.Error(), "not under node") {
+		t.Fatalf("WriteMarker of another node's object: %v", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := c.WriteMarker(cctx, b, rec); !errors.Is(err, context.Canceled) {
+		t.Fatalf("WriteMarker with a cancelled context: %v", err)
+	}
+	if es, _ := b.List(ctx, ""); len(es) != 0 {
+		t.Fatalf("failed writes left %+v", es)
+	}
+}
