@@ -86,8 +86,8 @@ type Batch struct {
 // Record is one record of an uncompressed batch (DefaultRecord).
 type Record struct {
 	Attributes     int8
-	TimestampDelta int64 // from the batch's BaseTimestamp
-	OffsetDelta    int32 // from the batch's BaseOffset
+	TimestampDelta int64  // from the batch's BaseTimestamp
+	OffsetDelta    int32  // from the batch's BaseOffset
 	Key            []byte // nil is a null key
 	Value          []byte // nil is a null value
 	Headers        []Header
