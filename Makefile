@@ -35,7 +35,7 @@ lint:
 
 ## bench: the speed and memory benchmarks (large files; see README "Benchmarks").
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 120m $(PKGS)
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 180m $(PKGS)
 
 ## fuzz: every Fuzz target for FUZZTIME each.
 fuzz:

@@ -105,8 +105,10 @@ func getCRC(path string, dst []byte) (int, error) {
 }
 
 // errNoAttr tells a missing attribute; errNoAttrSupport a filesystem without user xattrs.
-func isNoAttr(err error) bool        { return errors.Is(err, unix.ENODATA) }
-func isNoAttrSupport(err error) bool { return errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EOPNOTSUPP) }
+func isNoAttr(err error) bool { return errors.Is(err, unix.ENODATA) }
+func isNoAttrSupport(err error) bool {
+	return errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EOPNOTSUPP)
+}
 
 // populateWrite pre-faults a fresh shared mapping for writing in one call
 // (MADV_POPULATE_WRITE, Linux 5.14+), instead of one page fault per 4 KiB page.
