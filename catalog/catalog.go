@@ -56,7 +56,7 @@ type Catalog struct {
 // was created for a different node: a state_dir belongs to exactly one node. log may be
 // nil.
 func Open(stateDir, node string, log *zap.Logger) (*Catalog, error) {
-	if err := checkName("node", node); err != nil {
+	if err := checkNodeOrSource("node", node); err != nil {
 		return nil, err
 	}
 	if log == nil {

@@ -197,6 +197,8 @@ func TestInvalidRecords(t *testing.T) {
 	f(func(r *Record) { r.Key = "" }, "object key")
 	f(func(r *Record) { r.Source = "" }, "source name")
 	f(func(r *Record) { r.Source = "_tierd" }, "reserved")
+	f(func(r *Record) { r.Source = ".x" }, "reserved")
+	f(func(r *Record) { r.Source = "a\tb" }, "source name")
 	f(func(r *Record) { r.Rel = "a//b" }, "relative path")
 	f(func(r *Record) { r.Rel = "/abs" }, "relative path")
 	f(func(r *Record) { r.Kind = "" }, "kind")
@@ -372,6 +374,9 @@ func TestOpenChecks(t *testing.T) {
 	f("", "node name")
 	f("a/b", "node name")
 	f("..", "node name")
+	f("_tierd", "reserved")
+	f(".hidden", "reserved")
+	f("a\nb", "node name")
 
 	// A newer schema is refused.
 	c = openT(t, dir, testNode)

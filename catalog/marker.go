@@ -32,7 +32,7 @@ func MarkerPrefix(node string) segment.Key {
 // It fails if objectKey is not under "<node>/", is itself under "<node>/_tierd/", or if
 // the marker key would be longer than segment.MaxKeyLen.
 func MarkerKey(node string, objectKey segment.Key) (segment.Key, error) {
-	if err := checkName("node", node); err != nil {
+	if err := checkNodeOrSource("node", node); err != nil {
 		return "", fmt.Errorf("marker key: %w", err)
 	}
 	if err := objectKey.Valid(); err != nil {

@@ -247,7 +247,7 @@ func TestRebuildSkipsBadMarkers(t *testing.T) {
 	ctx := context.Background()
 	b := newMemBackend()
 	c1 := openT(t, t.TempDir(), testNode)
-	recs := offloadAll(t, c1, b, "hdd", 6)
+	recs := offloadAll(t, c1, b, "hdd", 7)
 	mk := func(r Record) segment.Key {
 		k, err := MarkerKey(testNode, r.Key)
 		if err != nil {
@@ -258,9 +258,10 @@ func TestRebuildSkipsBadMarkers(t *testing.T) {
 	prefix := string(MarkerPrefix(testNode))
 
 	// recs[0]: object deleted. recs[1]: object changed. recs[2]: marker garbage.
-	// recs[3]'s marker copied under another name.
+	// recs[3]'s marker copied under another name. recs[6]: object changed, same size.
 	b.Delete(ctx, recs[0].Key)
 	b.put(recs[1].Key, []byte("different bytes"))
+	b.put(recs[6].Key, bytes.Repeat([]byte("x"), int(recs[6].Size))) // same size, other CRC
 	b.put(mk(recs[2]), []byte("{not json"))
 	m3, _ := EncodeMarker(recs[3])
 	b.put(segment.Key(prefix+"rmq/elsewhere.json"), m3)
@@ -275,6 +276,7 @@ func TestRebuildSkipsBadMarkers(t *testing.T) {
 	wantSkip := map[segment.Key]string{
 		mk(recs[0]): "is missing",
 		mk(recs[1]): "marker says",
+		mk(recs[6]): "marker says",
 		mk(recs[2]): "not a JSON record",
 		segment.Key(prefix + "rmq/elsewhere.json"): "whose marker would be",
 		segment.Key(prefix + "rmq/README.txt"):     "does not end in .json",

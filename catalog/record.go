@@ -102,31 +102,39 @@ func (r Record) normalize() Record {
 	return r
 }
 
-// checkName checks a tier, node or source name: one key component (non-empty, at most
-// 255 bytes of UTF-8, no '/', '\\' or NUL, not "." or "..").
+// checkName checks a tier name: one key component (non-empty, at most 255 bytes of
+// UTF-8, no '/', '\\' or control character, not "." or "..").
 func checkName(what, s string) error {
 	switch {
 	case s == "" || len(s) > 255:
 		return fmt.Errorf("%s name %q: want 1 to 255 bytes", what, s)
 	case !utf8.ValidString(s):
 		return fmt.Errorf("%s name %q: not UTF-8", what, s)
-	case strings.ContainsAny(s, "/\\\x00"):
-		return fmt.Errorf("%s name %q: contains '/', '\\' or NUL", what, s)
 	case s == "." || s == "..":
 		return fmt.Errorf("%s name %q: not a name", what, s)
+	}
+	for _, r := range s {
+		if r == '/' || r == '\\' || r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%s name %q: contains %q", what, s, r)
+		}
 	}
 	return nil
 }
 
-func checkSource(s string) error {
-	if err := checkName("source", s); err != nil {
+// checkNodeOrSource checks a node or source name: a tier name (checkName) that does not
+// start with '.' (hidden on posix tiers) or '_' (reserved for tierd's own objects, such as
+// the "_tierd" marker directory). These are the rules of segment's key scheme.
+func checkNodeOrSource(what, s string) error {
+	if err := checkName(what, s); err != nil {
 		return err
 	}
-	if s == reservedSource {
-		return fmt.Errorf("source name %q is reserved for tierd's own objects", s)
+	if s[0] == '.' || s[0] == '_' {
+		return fmt.Errorf("%s name %q: starts with '.' or '_' (reserved for tierd)", what, s)
 	}
 	return nil
 }
+
+func checkSource(s string) error { return checkNodeOrSource("source", s) }
 
 // checkRel checks a path relative to a source dir: the same rules as a Key.
 func checkRel(rel string) error {
