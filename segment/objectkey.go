@@ -1,0 +1,132 @@
+package segment
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+)
+
+// The object-key scheme, the one place where segments become keys (DESIGN.md "Keys"):
+//
+//	<node>/<source>/<rel>        a segment file, byte for byte
+//	<node>/<source>/<rel>.tix    the compacted form of an index file
+//	<node>/_tierd/...            tierd's own objects (markers)
+//
+// A tier adds its own prefix in front. The mapping depends only on node, source name and
+// the file's path relative to the source directory, so the same segment always maps to
+// the same key and retries are idempotent (DESIGN.md invariant 3).
+
+// CompactedSuffix ends the key of a compacted index.
+const CompactedSuffix = ".tix"
+
+// MarkerDir is the key component, directly under a node, that holds tierd's own objects.
+// Source names cannot collide with it: names starting with '_' are reserved.
+const MarkerDir = "_tierd"
+
+// maxNameLen bounds node and source names (a file-name component on every filesystem).
+const maxNameLen = 255
+
+// CheckName reports why name cannot be a node or source name, or nil. A name is one
+// non-empty key component of at most 255 bytes of UTF-8, without '/', '\', NUL or other
+// control characters, not starting with '.' (hidden files on posix tiers) or '_'
+// (reserved for tierd's own objects, such as MarkerDir).
+func CheckName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("empty name")
+	case len(name) > maxNameLen:
+		return fmt.Errorf("name %q is longer than %d bytes", name, maxNameLen)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("name %q is not UTF-8", name)
+	case name[0] == '.':
+		return fmt.Errorf("name %q starts with '.'", name)
+	case name[0] == '_':
+		return fmt.Errorf("name %q starts with '_' (reserved for tierd)", name)
+	}
+	for _, r := range name {
+		if r == '/' || r == '\\' || r < 0x20 || r == 0x7f {
+			return fmt.Errorf("name %q contains %q", name, r)
+		}
+	}
+	return nil
+}
+
+// checkRel reports why rel cannot be a segment's relative path, or nil: it must be a
+// valid key on its own (relative, no empty, "." or ".." component) and must not end in
+// CompactedSuffix, which would make plain and compacted keys ambiguous.
+func checkRel(rel string) error {
+	if err := checkKey(rel); err != nil {
+		return fmt.Errorf("relative path %q: %w", rel, err)
+	}
+	if strings.HasSuffix(rel, CompactedSuffix) {
+		return fmt.Errorf("relative path %q ends in %s", rel, CompactedSuffix)
+	}
+	return nil
+}
+
+// ObjectKey returns the key of the segment file at rel (slash-separated, relative to the
+// source directory) of source on node: "<node>/<source>/<rel>". It refuses invalid names
+// (CheckName) and any rel that is absolute, contains an empty, "." or ".." component, or
+// ends in CompactedSuffix.
+func ObjectKey(node, source, rel string) (Key, error) {
+	if err := CheckName(node); err != nil {
+		return "", fmt.Errorf("object key: node: %w", err)
+	}
+	if err := CheckName(source); err != nil {
+		return "", fmt.Errorf("object key: source: %w", err)
+	}
+	if err := checkRel(rel); err != nil {
+		return "", fmt.Errorf("object key: %w", err)
+	}
+	return NewKey(node, source, rel)
+}
+
+// CompactedKey returns the key of the compacted form of the index file at rel:
+// ObjectKey(node, source, rel) + CompactedSuffix.
+func CompactedKey(node, source, rel string) (Key, error) {
+	k, err := ObjectKey(node, source, rel)
+	if err != nil {
+		return "", err
+	}
+	return ParseKey(string(k) + CompactedSuffix)
+}
+
+// ParseObjectKey is the inverse of ObjectKey and CompactedKey: it splits k (without a
+// tier prefix) into node, source and rel, and says whether k names a compacted index. It
+// refuses every key that ObjectKey and CompactedKey would not produce, so a rel it
+// returns is safe to join under a directory (see LocalPath).
+func ParseObjectKey(k Key) (node, source, rel string, compacted bool, err error) {
+	if err := k.Valid(); err != nil {
+		return "", "", "", false, err
+	}
+	parts := strings.SplitN(string(k), "/", 3)
+	if len(parts) != 3 {
+		return "", "", "", false, fmt.Errorf("key %q is not <node>/<source>/<path>", k)
+	}
+	node, source, rel = parts[0], parts[1], parts[2]
+	if r, ok := strings.CutSuffix(rel, CompactedSuffix); ok {
+		rel, compacted = r, true
+	}
+	want, err := ObjectKey(node, source, rel)
+	if err == nil && compacted {
+		want, err = CompactedKey(node, source, rel)
+	}
+	if err != nil {
+		return "", "", "", false, fmt.Errorf("parse key %q: %w", k, err)
+	}
+	if want != k {
+		panic(fmt.Sprintf("BUG: key %q parsed into %q %q %q but maps back to %q", k, node, source, rel, want))
+	}
+	return node, source, rel, compacted, nil
+}
+
+// LocalPath returns where the segment at rel lives under dir (a source directory, or a
+// restore target). It refuses any rel that ObjectKey refuses, so the result is always
+// inside dir.
+func LocalPath(dir, rel string) (string, error) {
+	if err := checkRel(rel); err != nil {
+		return "", fmt.Errorf("local path under %q: %w", dir, err)
+	}
+	return filepath.Join(dir, filepath.FromSlash(rel)), nil
+}
