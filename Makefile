@@ -7,7 +7,7 @@ FUZZTIME ?= 10s
 # Pinned test servers and clients (installed into $(GOBIN) when missing).
 MINIO_PKG := github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 MC_PKG    := github.com/minio/mc@v0.0.0-20250313080218-cf909e1063a9
-STATICCHECK_PKG := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+STATICCHECK_PKG := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 export TIERD_MINIO_BIN := $(GOBIN)/minio
 export TIERD_MC_BIN    := $(GOBIN)/mc
