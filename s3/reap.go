@@ -1,0 +1,81 @@
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Reap aborts the incomplete multipart uploads under the node's prefix
+// ("<prefix>/<node>/") that were started more than olderThan ago (0: all of them), and
+// retries every abort of this process's Writers that failed. It returns how many uploads
+// it aborted.
+//
+// It lists uploads both by the node prefix (S3) and bucket-wide, filtered here, because
+// MinIO lists a prefix's uploads only when the prefix is a whole object name and lists
+// bucket-wide only the uploads it has seen since it started. An upload MinIO lost track
+// of in a restart is therefore found only through the journal (AbortUpload) or by MinIO's
+// own stale-upload cleanup (api.stale_uploads_expiry, 24h by default).
+func (b *Backend) Reap(ctx context.Context, olderThan time.Duration) (aborted int, err error) {
+	if olderThan < 0 {
+		return 0, fmt.Errorf("reap: negative age %s", olderThan)
+	}
+	cutoff := time.Now().Add(-olderThan)
+	var errs []error
+	abort := func(u upload, why string) {
+		if err := b.d.abort(ctx, u.key, u.id); err != nil {
+			if k := b.d.classify(err); k != errNoUpload && k != errNotFound {
+				errs = append(errs, fmt.Errorf("abort upload %s of %s: %w", u.id, u.key, err))
+				return
+			}
+		} else {
+			aborted++
+			b.log.Info("reaped a multipart upload", zap.String("object", u.key), zap.String("upload_id", u.id),
+				zap.Time("initiated", u.initiated), zap.String("why", why))
+		}
+		b.mu.Lock()
+		delete(b.orphans, u)
+		b.mu.Unlock()
+	}
+
+	b.mu.Lock()
+	orphans := make([]upload, 0, len(b.orphans))
+	for u := range b.orphans {
+		orphans = append(orphans, u)
+	}
+	b.mu.Unlock()
+	seen := map[string]bool{}
+	for _, u := range orphans {
+		seen[u.id] = true
+		abort(u, "its writer's abort failed")
+	}
+
+	nodePrefix := b.prefix + b.node + "/"
+	for _, listPrefix := range []string{nodePrefix, ""} {
+		var stale []upload
+		err := b.d.listUploads(ctx, listPrefix, func(u upload) error {
+			if !strings.HasPrefix(u.key, nodePrefix) || seen[u.id] {
+				return nil
+			}
+			seen[u.id] = true
+			if u.initiated.Before(cutoff) {
+				stale = append(stale, u)
+			}
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list multipart uploads under %q: %w", listPrefix, err))
+		}
+		for _, u := range stale {
+			abort(u, "older than "+olderThan.String())
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return aborted, fmt.Errorf("reap: %w", err)
+	}
+	return aborted, nil
+}
