@@ -27,10 +27,10 @@ type partBody struct {
 	lim  *RateLimiter
 	read *atomic.Int64 // bytes read from sources by the backend, for tests and benchmarks
 
-	pos     int64  // current offset
-	crc     uint32 // CRC-32C of bytes [0, crcEnd)
-	crcEnd  int64
-	srcErr  error // the source's own failure, if it failed
+	pos    int64  // current offset
+	crc    uint32 // CRC-32C of bytes [0, crcEnd)
+	crcEnd int64
+	srcErr error // the source's own failure, if it failed
 }
 
 func newPartBody(ctx context.Context, src io.ReaderAt, off, size int64, lim *RateLimiter, read *atomic.Int64) *partBody {
