@@ -34,8 +34,8 @@ type Backend struct {
 	gate     *Gate
 	onUpload func(segment.Key, string)
 
-	// read counts the bytes uploads read from their sources (memory or file), so tests
-	// and benchmarks can check that every byte is read once.
+	// read counts the bytes request bodies read (from a source file or a buffer), so
+	// tests and benchmarks can check that SDKs read every byte once.
 	read atomic.Int64
 
 	mu      sync.Mutex

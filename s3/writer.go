@@ -369,7 +369,6 @@ func (w *Writer) stageAll(src io.ReaderAt) (uint32, error) {
 	w.stage = buf
 	p := buf.Bytes()[:w.size]
 	n, err := src.ReadAt(p, 0)
-	w.b.read.Add(int64(n))
 	if n < len(p) {
 		if err == nil || errors.Is(err, io.EOF) {
 			err = segment.ErrSourceChanged
