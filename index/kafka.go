@@ -39,7 +39,8 @@ type TimeEntry struct {
 // order, and returns how many there are. The used part ends at the first all-zero entry
 // after entry 0 (entry 0 may be (0,0)), or at the end of the file: the zero-filled tail of
 // a preallocated index is not read past that entry. It checks that size is a whole number
-// of entries, that offsets and positions are not negative, that offsets strictly increase
+// of entries (an all-zero file thus reads as one (0,0) entry: the format cannot tell it
+// from an empty index), that offsets and positions are not negative, that offsets strictly increase
 // and that positions do not decrease; errors name the entry. Reads are len(buf) bytes
 // (at most 64 KiB when buf is nil). An error from fn stops the scan and is returned as is.
 func ScanOffsetIndex(r io.ReaderAt, size int64, buf []byte, fn func(i int, e OffsetEntry) error) (int, error) {
