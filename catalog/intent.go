@@ -22,13 +22,14 @@ const (
 // (Finish). Intents present at start were interrupted by a crash; the daemon finishes or
 // rolls each back (DESIGN.md invariant 4).
 type Intent struct {
-	ID      uint64      `json:"id"`            // assigned by Begin, increasing, never reused
-	Tier    string      `json:"tier"`          // tier being changed
-	Key     segment.Key `json:"key"`           // object key on that tier
-	Source  string      `json:"src,omitempty"` // source of the local segment, if any
-	Rel     string      `json:"rel,omitempty"` // its path relative to the source dir
-	Op      string      `json:"op"`            // OpOffload, OpDelete, ...
-	Started time.Time   `json:"started"`       // when the job began (UTC)
+	ID      uint64      `json:"id"`             // assigned by Begin, increasing, never reused
+	Tier    string      `json:"tier"`           // tier being changed
+	Key     segment.Key `json:"key"`            // object key on that tier
+	Source  string      `json:"src,omitempty"`  // source of the local segment, if any
+	Rel     string      `json:"rel,omitempty"`  // its path relative to the source dir
+	Kind    string      `json:"kind,omitempty"` // the segment's kind (segment.Kind)
+	Op      string      `json:"op"`             // OpOffload, OpDelete, ...
+	Started time.Time   `json:"started"`        // when the job began (UTC)
 	// UploadID is the S3 multipart upload ID, set by SetUploadID once known, so that the
 	// upload of a crashed job can be aborted.
 	UploadID string `json:"upload,omitempty"`

@@ -1,0 +1,521 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tierd/tierd/catalog"
+	"github.com/tierd/tierd/segment"
+)
+
+// Daemon runs the offload loop. Create it with New; call Run or RunOnce once.
+type Daemon struct {
+	cfg     Config
+	log     *zap.Logger
+	m       *metrics
+	sources map[string]*sourceState
+	tiers   []*tierState
+	started time.Time
+
+	workers chan struct{} // one token per running job
+	wake    chan struct{} // a job finished: plan again
+
+	mu       sync.Mutex
+	sealed   []segment.Segment  // from the last scan, oldest first
+	inFlight map[jobID]bool     // jobs running now
+	retry    map[jobID]retryState // jobs that failed: when to try again
+	skipped  map[string]string  // path -> reason already logged (log once)
+	ready    bool
+	stopping bool
+	httpAddr string
+}
+
+type jobID struct {
+	tier string
+	key  segment.Key
+}
+
+type retryState struct {
+	failures int
+	next     time.Time
+	err      error
+}
+
+type sourceState struct {
+	Source
+	sealer   *segment.Sealer
+	lastScan time.Time
+	sealed   int
+	pending  []segment.Pending
+	skipped  []segment.Skipped
+	scanErr  error
+}
+
+type tierState struct {
+	Tier
+	slots chan struct{} // Concurrency tokens
+
+	mu        sync.Mutex
+	paused    bool
+	usedRatio float64
+	failing   bool // the last attempt failed for a reason of the tier's
+	lastErr   string
+	lastErrAt time.Time
+	due       int
+	oldestDue time.Time
+	segments  int64
+	bytes     int64
+	inFlight  int
+}
+
+// New checks cfg and builds a Daemon.
+func New(cfg Config) (*Daemon, error) {
+	if err := cfg.check(); err != nil {
+		return nil, fmt.Errorf("daemon config: %w", err)
+	}
+	d := &Daemon{
+		cfg:      cfg,
+		log:      cfg.Log.Named("daemon"),
+		m:        newMetrics(cfg.Pool),
+		sources:  map[string]*sourceState{},
+		workers:  make(chan struct{}, cfg.Workers),
+		wake:     make(chan struct{}, 1),
+		inFlight: map[jobID]bool{},
+		retry:    map[jobID]retryState{},
+		skipped:  map[string]string{},
+	}
+	for _, s := range cfg.Sources {
+		sealer, err := segment.NewSealer(s.SealGrace)
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", s.Name, err)
+		}
+		if d.sources[s.Name] != nil {
+			return nil, fmt.Errorf("source %q defined twice", s.Name)
+		}
+		d.sources[s.Name] = &sourceState{Source: s, sealer: sealer}
+	}
+	for _, t := range cfg.Tiers {
+		d.tiers = append(d.tiers, &tierState{Tier: t, slots: make(chan struct{}, t.Concurrency)})
+	}
+	return d, nil
+}
+
+// Run starts the daemon and runs until ctx is done (SIGTERM): then it stops taking work,
+// lets in-flight jobs finish within ShutdownTimeout (aborting them after that), records
+// a clean exit and returns nil.
+func (d *Daemon) Run(ctx context.Context) error {
+	if err := d.start(ctx); err != nil {
+		return err
+	}
+	stopHTTP, err := d.serveHTTP()
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
+	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelJobs()
+	var jobs sync.WaitGroup
+	ticker := time.NewTicker(d.cfg.ScanInterval)
+	defer ticker.Stop()
+	d.scan(ctx)
+	for ctx.Err() == nil {
+		d.dispatch(ctx, jobCtx, &jobs)
+		select {
+		case <-ctx.Done():
+		case <-ticker.C:
+			d.scan(ctx)
+		case <-d.wake:
+		}
+	}
+	return d.shutdown(&jobs, cancelJobs)
+}
+
+// RunOnce makes one full pass: it scans (twice, ScanInterval apart, as sealing needs), 
+// offloads every sealed segment due on each tier, and returns when all of them are done.
+// The error joins every job that failed.
+func (d *Daemon) RunOnce(ctx context.Context) error {
+	if err := d.start(ctx); err != nil {
+		return err
+	}
+	var jobs sync.WaitGroup
+	d.scan(ctx)
+	select {
+	case <-ctx.Done():
+	case <-time.After(d.onceSettle()):
+	}
+	d.scan(ctx)
+	var errs []error
+	for ctx.Err() == nil {
+		n := d.dispatch(ctx, ctx, &jobs)
+		jobs.Wait()
+		if n == 0 {
+			break
+		}
+	}
+	d.mu.Lock()
+	for id, r := range d.retry {
+		errs = append(errs, fmt.Errorf("%s on %s: %w", id.key, id.tier, r.err))
+	}
+	d.mu.Unlock()
+	slices.SortFunc(errs, func(a, b error) int { return cmpStr(a.Error(), b.Error()) })
+	if err := d.finish(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := ctx.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// onceSettle is how long RunOnce waits between its two scans: long enough for a file's
+// size to be seen stable, short for a one-shot command.
+func (d *Daemon) onceSettle() time.Duration { return min(d.cfg.ScanInterval, 2*time.Second) }
+
+func cmpStr(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// start records the run (abort marker), recovers from a crash, and cleans leftovers.
+func (d *Daemon) start(ctx context.Context) error {
+	d.started = d.cfg.Now()
+	crashed, err := d.cfg.Catalog.StartRun()
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	if crashed {
+		d.log.Warn("the previous run did not exit cleanly (abort marker found): reconciling the catalog with the tiers")
+	}
+	if err := d.recover(ctx, crashed); err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	for _, t := range d.tiers {
+		if t.Cleanup == nil {
+			continue
+		}
+		n, err := t.Cleanup(ctx, t.CleanupAge)
+		if err != nil {
+			d.log.Warn("clean up interrupted writes", zap.String("tier", t.Name), zap.Error(err))
+		} else if n > 0 {
+			d.log.Info("cleaned up interrupted writes", zap.String("tier", t.Name), zap.Int("count", n))
+		}
+	}
+	d.mu.Lock()
+	d.ready = true
+	d.mu.Unlock()
+	return nil
+}
+
+// shutdown waits for in-flight jobs up to ShutdownTimeout, then aborts them.
+func (d *Daemon) shutdown(jobs *sync.WaitGroup, cancelJobs context.CancelFunc) error {
+	d.mu.Lock()
+	d.stopping = true
+	n := len(d.inFlight)
+	d.mu.Unlock()
+	d.log.Info("stopping: no new jobs; waiting for jobs in flight", zap.Int("jobs", n), zap.Duration("deadline", d.cfg.ShutdownTimeout))
+	done := make(chan struct{})
+	go func() { jobs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d.cfg.ShutdownTimeout):
+		d.log.Warn("shutdown deadline reached: aborting jobs in flight")
+		cancelJobs()
+		<-done
+	}
+	return d.finish()
+}
+
+// finish records a clean exit.
+func (d *Daemon) finish() error {
+	if err := d.cfg.Catalog.CleanExit(); err != nil {
+		return fmt.Errorf("record clean exit: %w", err)
+	}
+	return nil
+}
+
+// scan scans every source, feeds the sealers, and keeps the sealed segments.
+func (d *Daemon) scan(ctx context.Context) {
+	start := time.Now()
+	now := d.cfg.Now()
+	var sealed []segment.Segment
+	for _, name := range sortedKeys(d.sources) {
+		s := d.sources[name]
+		res, err := s.Layout.Scan(ctx, s.Root)
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.Error("scan source", zap.String("source", s.Name), zap.String("path", s.Root), zap.Error(err))
+			}
+			d.mu.Lock()
+			s.scanErr = err
+			d.mu.Unlock()
+			continue
+		}
+		sl, pending := s.sealer.Observe(res, now)
+		d.noteSkipped(s, res.Skipped)
+		d.mu.Lock()
+		s.scanErr, s.lastScan, s.sealed, s.pending, s.skipped = nil, now, len(sl), pending, res.Skipped
+		d.mu.Unlock()
+		d.m.sealed.WithLabelValues(s.Name).Set(float64(len(sl)))
+		d.m.skippedFiles.WithLabelValues(s.Name).Set(float64(len(res.Skipped)))
+		sealed = append(sealed, sl...)
+	}
+	slices.SortStableFunc(sealed, func(a, b segment.Segment) int { return a.ModTime.Compare(b.ModTime) })
+	d.mu.Lock()
+	d.sealed = sealed
+	d.mu.Unlock()
+	d.m.scanSeconds.Observe(time.Since(start).Seconds())
+}
+
+// noteSkipped logs each skipped file once (one clear line), not at every scan.
+func (d *Daemon) noteSkipped(s *sourceState, skipped []segment.Skipped) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, sk := range skipped {
+		if d.skipped[sk.Path] == sk.Reason {
+			continue
+		}
+		d.skipped[sk.Path] = sk.Reason
+		d.log.Warn("skipping file in broker directory", zap.String("source", s.Name), zap.String("path", sk.Path), zap.String("reason", sk.Reason))
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// due is one (segment, tier) pair that should be offloaded now.
+type due struct {
+	seg  segment.Segment
+	tier *tierState
+	key  segment.Key
+}
+
+// plan lists the pairs due now, oldest segment first, and updates each tier's lag.
+func (d *Daemon) plan() []due {
+	d.mu.Lock()
+	sealed := d.sealed
+	d.mu.Unlock()
+	now := d.cfg.Now()
+	var out []due
+	for _, t := range d.tiers {
+		count, oldest := 0, time.Time{}
+		for _, seg := range sealed {
+			if now.Sub(seg.ModTime) < t.OffloadAfter {
+				continue
+			}
+			key, err := seg.Key(d.cfg.Node)
+			if err != nil {
+				continue
+			}
+			if _, err := d.cfg.Catalog.Get(t.Name, key); err == nil {
+				continue
+			} else if !errors.Is(err, segment.ErrNotFound) {
+				d.log.Error("read catalog", zap.Error(err))
+				continue
+			}
+			count++
+			if oldest.IsZero() {
+				oldest = seg.ModTime
+			}
+			out = append(out, due{seg: seg, tier: t, key: key})
+		}
+		t.mu.Lock()
+		t.due, t.oldestDue = count, oldest
+		t.mu.Unlock()
+		d.m.pendingSegments.WithLabelValues(t.Name).Set(float64(count))
+		lag := 0.0
+		if !oldest.IsZero() {
+			lag = now.Sub(oldest).Seconds()
+		}
+		d.m.oldestPending.WithLabelValues(t.Name).Set(lag)
+	}
+	slices.SortStableFunc(out, func(a, b due) int { return a.seg.ModTime.Compare(b.seg.ModTime) })
+	return out
+}
+
+// dispatch starts jobs for due pairs while workers and tier slots are free, and returns
+// how many it started. A pair already running, waiting for a retry, or on a paused tier
+// is left for later.
+func (d *Daemon) dispatch(ctx, jobCtx context.Context, jobs *sync.WaitGroup) int {
+	started := 0
+	now := d.cfg.Now()
+	d.checkTiers()
+	for _, p := range d.plan() {
+		id := jobID{p.tier.Name, p.key}
+		d.mu.Lock()
+		r, retrying := d.retry[id]
+		skip := d.inFlight[id] || d.stopping || (retrying && now.Before(r.next))
+		d.mu.Unlock()
+		if skip || p.tier.isPaused() || ctx.Err() != nil {
+			continue
+		}
+		select {
+		case p.tier.slots <- struct{}{}:
+		default:
+			continue // the tier is busy; a finishing job wakes the loop
+		}
+		select {
+		case d.workers <- struct{}{}:
+		case <-ctx.Done():
+			<-p.tier.slots
+			return started
+		}
+		d.mu.Lock()
+		d.inFlight[id] = true
+		d.mu.Unlock()
+		started++
+		jobs.Add(1)
+		go func() {
+			defer jobs.Done()
+			d.runJob(jobCtx, id, p)
+			<-d.workers
+			<-p.tier.slots
+			select {
+			case d.wake <- struct{}{}:
+			default:
+			}
+		}()
+	}
+	return started
+}
+
+// runJob runs one job with up to Attempts tries and records the outcome.
+func (d *Daemon) runJob(ctx context.Context, id jobID, p due) {
+	t := p.tier
+	t.mu.Lock()
+	t.inFlight++
+	t.mu.Unlock()
+	d.m.inFlight.WithLabelValues(t.Name).Inc()
+	defer func() {
+		t.mu.Lock()
+		t.inFlight--
+		t.mu.Unlock()
+		d.m.inFlight.WithLabelValues(t.Name).Dec()
+	}()
+	log := d.log.With(zap.String("tier", t.Name), zap.String("segment", p.seg.Path), zap.Stringer("key", p.key))
+	var err error
+	var rec catalog.Record
+	for attempt := 1; attempt <= d.cfg.Attempts; attempt++ {
+		if attempt > 1 {
+			d.m.retries.WithLabelValues(t.Name).Inc()
+			select {
+			case <-ctx.Done():
+			case <-time.After(d.cfg.Backoff.Delay(attempt - 1)):
+			}
+		}
+		if ctx.Err() != nil {
+			err = ctx.Err()
+			break
+		}
+		start := time.Now()
+		rec, err = d.offload(ctx, p.seg, t)
+		if err == nil {
+			log.Info("offloaded", zap.Int64("bytes", rec.Size), zap.Duration("took", time.Since(start)))
+			break
+		}
+		d.m.errors.WithLabelValues(t.Name).Inc()
+		if errors.Is(err, errSkip) || ctx.Err() != nil {
+			break
+		}
+		log.Warn("offload failed", zap.Int("attempt", attempt), zap.Error(err))
+		t.noteError(err, d.cfg.Now())
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.inFlight, id)
+	switch {
+	case err == nil:
+		delete(d.retry, id)
+		t.noteSuccess(rec.Size)
+		d.m.offloadedBytes.WithLabelValues(t.Name).Add(float64(rec.Size))
+		d.m.offloadedSegments.WithLabelValues(t.Name).Inc()
+	case errors.Is(err, errSkip):
+		log.Warn("segment not offloaded; will look again after the next scans", zap.Error(err))
+		r := d.retry[id]
+		r.failures++
+		r.err, r.next = err, d.cfg.Now().Add(d.cfg.Backoff.Max)
+		d.retry[id] = r
+	case ctx.Err() != nil:
+		log.Info("job aborted by shutdown", zap.Error(err))
+	default:
+		r := d.retry[id]
+		r.failures++
+		r.err = err
+		r.next = d.cfg.Now().Add(d.cfg.Backoff.Delay(r.failures + d.cfg.Attempts))
+		d.retry[id] = r
+		log.Error("offload failed; retrying later", zap.Int("failures", r.failures), zap.Time("next", r.next), zap.Error(err))
+	}
+}
+
+func (t *tierState) noteError(err error, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.failing, t.lastErr, t.lastErrAt = true, err.Error(), now
+}
+
+func (t *tierState) noteSuccess(bytes int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.failing = false
+	t.segments++
+	t.bytes += bytes
+}
+
+func (t *tierState) isPaused() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.paused
+}
+
+// checkTiers updates each guarded tier's fill level and pauses it (an alarm: metric and
+// log line) at MaxUsed, before the filesystem can run out of space.
+func (d *Daemon) checkTiers() {
+	for _, t := range d.tiers {
+		if t.Usage == nil || t.MaxUsed <= 0 {
+			continue
+		}
+		used, total, err := t.Usage()
+		if err != nil || total == 0 {
+			d.log.Warn("cannot read tier usage", zap.String("tier", t.Name), zap.Error(err))
+			continue
+		}
+		ratio := float64(used) / float64(total)
+		t.mu.Lock()
+		was := t.paused
+		t.usedRatio = ratio
+		t.paused = ratio >= t.MaxUsed
+		now := t.paused
+		t.mu.Unlock()
+		d.m.tierUsed.WithLabelValues(t.Name).Set(ratio)
+		d.m.tierPaused.WithLabelValues(t.Name).Set(b2f(now))
+		switch {
+		case now && !was:
+			d.log.Error("tier paused: filesystem too full", zap.String("tier", t.Name), zap.Float64("used", ratio), zap.Float64("max_used", t.MaxUsed))
+		case !now && was:
+			d.log.Info("tier resumed", zap.String("tier", t.Name), zap.Float64("used", ratio))
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,81 @@
+package daemon
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tierd/tierd/bufpool"
+)
+
+// metrics are the daemon's Prometheus series, registered on their own registry.
+type metrics struct {
+	reg *prometheus.Registry
+
+	offloadedBytes    *prometheus.CounterVec
+	offloadedSegments *prometheus.CounterVec
+	errors            *prometheus.CounterVec
+	retries           *prometheus.CounterVec
+	inFlight          *prometheus.GaugeVec
+	oldestPending     *prometheus.GaugeVec
+	pendingSegments   *prometheus.GaugeVec
+	tierUsed          *prometheus.GaugeVec
+	tierPaused        *prometheus.GaugeVec
+	sealed            *prometheus.GaugeVec
+	skippedFiles      *prometheus.GaugeVec
+	scanSeconds       prometheus.Histogram
+	deletedLocal      *prometheus.CounterVec
+}
+
+func newMetrics(pool *bufpool.Pool) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
+	m.offloadedBytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tierd_offloaded_bytes_total", Help: "Bytes of segments offloaded to a tier (as stored on the tier)."}, []string{"tier"})
+	m.offloadedSegments = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tierd_offloaded_segments_total", Help: "Segments offloaded to a tier."}, []string{"tier"})
+	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tierd_offload_errors_total", Help: "Offload attempts that failed."}, []string{"tier"})
+	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tierd_offload_retries_total", Help: "Offload attempts that were retries."}, []string{"tier"})
+	m.inFlight = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tierd_jobs_in_flight", Help: "Offload jobs running now."}, []string{"tier"})
+	m.oldestPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tierd_oldest_pending_seconds", Help: "Age of the oldest sealed segment that is due on a tier and not there yet: the data at risk if the broker's disk fails."}, []string{"tier"})
+	m.pendingSegments = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tierd_pending_segments", Help: "Sealed segments due on a tier and not there yet."}, []string{"tier"})
+	m.tierUsed = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tierd_tier_used_ratio", Help: "Used fraction of a posix tier's filesystem."}, []string{"tier"})
+	m.tierPaused = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tierd_tier_paused", Help: "1 while a tier is paused because its filesystem is fuller than max_used (an alarm)."}, []string{"tier"})
+	m.sealed = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tierd_sealed_segments", Help: "Sealed segments found in a source by the last scan."}, []string{"source"})
+	m.skippedFiles = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tierd_skipped_files", Help: "Files in a source skipped by the last scan as foreign or corrupt."}, []string{"source"})
+	m.scanSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tierd_scan_duration_seconds", Help: "Time to scan all sources.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)})
+	m.deletedLocal = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tierd_local_deleted_segments_total", Help: "Local segments deleted by the local delete policy."}, []string{"source"})
+	for _, c := range []prometheus.Collector{m.offloadedBytes, m.offloadedSegments, m.errors, m.retries, m.inFlight, m.oldestPending,
+		m.pendingSegments, m.tierUsed, m.tierPaused, m.sealed, m.skippedFiles, m.scanSeconds, m.deletedLocal} {
+		f(c)
+	}
+	f(poolCollector{pool})
+	f(collectors.NewGoCollector())
+	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// poolCollector exports the buffer pool's counters at scrape time.
+type poolCollector struct{ p *bufpool.Pool }
+
+var (
+	poolInUse    = prometheus.NewDesc("tierd_pool_buffers_in_use", "Pool buffers handed out now.", nil, nil)
+	poolCapacity = prometheus.NewDesc("tierd_pool_buffers", "Pool buffers in all (the budget).", nil, nil)
+	poolBufBytes = prometheus.NewDesc("tierd_pool_buffer_bytes", "Size of one pool buffer.", nil, nil)
+	poolWaits    = prometheus.NewDesc("tierd_pool_waits_total", "Buffer requests that had to wait for a free buffer.", nil, nil)
+	poolWaitSecs = prometheus.NewDesc("tierd_pool_wait_seconds_total", "Time spent waiting for pool buffers.", nil, nil)
+)
+
+func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- poolInUse
+	ch <- poolCapacity
+	ch <- poolBufBytes
+	ch <- poolWaits
+	ch <- poolWaitSecs
+}
+
+func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.p.Stats()
+	ch <- prometheus.MustNewConstMetric(poolInUse, prometheus.GaugeValue, float64(s.InUse))
+	ch <- prometheus.MustNewConstMetric(poolCapacity, prometheus.GaugeValue, float64(s.Capacity))
+	ch <- prometheus.MustNewConstMetric(poolBufBytes, prometheus.GaugeValue, float64(s.BufferSize))
+	ch <- prometheus.MustNewConstMetric(poolWaits, prometheus.CounterValue, float64(s.Waits))
+	ch <- prometheus.MustNewConstMetric(poolWaitSecs, prometheus.CounterValue, s.WaitTime.Seconds())
+}

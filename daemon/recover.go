@@ -1,0 +1,169 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"go.uber.org/zap"
+
+	"github.com/tierd/tierd/catalog"
+	"github.com/tierd/tierd/posix"
+	"github.com/tierd/tierd/segment"
+)
+
+// recover settles what a crash left behind: every journaled intent is finished (the
+// object was committed and matches the local file: its marker and catalog record are
+// written) or rolled back (the object and marker are deleted, an incomplete upload is
+// aborted). After a crash (abort marker found) the catalog is also reconciled with the
+// tiers.
+func (d *Daemon) recover(ctx context.Context, crashed bool) error {
+	intents, err := d.cfg.Catalog.Intents()
+	if err != nil {
+		return err
+	}
+	for _, in := range intents {
+		if err := d.settle(ctx, in); err != nil {
+			return fmt.Errorf("settle intent %d (%s on %s): %w", in.ID, in.Key, in.Tier, err)
+		}
+	}
+	if crashed {
+		if _, err := d.Reconcile(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Daemon) tier(name string) *tierState {
+	for _, t := range d.tiers {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+func (d *Daemon) settle(ctx context.Context, in catalog.Intent) error {
+	log := d.log.With(zap.Uint64("intent", in.ID), zap.String("tier", in.Tier), zap.Stringer("key", in.Key))
+	t := d.tier(in.Tier)
+	if t == nil {
+		log.Warn("intent for a tier no longer configured: dropped")
+		return d.cfg.Catalog.Finish(in.ID)
+	}
+	if _, err := d.cfg.Catalog.Get(in.Tier, in.Key); err == nil {
+		return d.cfg.Catalog.Finish(in.ID) // committed; only the clearing was lost
+	}
+	if in.UploadID != "" && t.AbortUpload != nil {
+		if err := t.AbortUpload(ctx, in.Key, in.UploadID); err != nil && !errors.Is(err, segment.ErrNotFound) {
+			return fmt.Errorf("abort upload %s: %w", in.UploadID, err)
+		}
+	}
+	info, err := t.Backend.Stat(ctx, in.Key)
+	if errors.Is(err, segment.ErrNotFound) {
+		log.Info("interrupted offload rolled back: nothing was committed")
+		return d.cfg.Catalog.Finish(in.ID)
+	}
+	if err != nil {
+		return err
+	}
+	if rec, ok := d.matchLocal(ctx, in, info); ok {
+		if err := d.cfg.Catalog.WriteMarker(ctx, t.Backend, rec); err != nil {
+			return err
+		}
+		log.Info("interrupted offload completed: the committed object matches the local file")
+		return d.cfg.Catalog.Commit(rec, in.ID)
+	}
+	log.Info("interrupted offload rolled back: deleting the object it committed")
+	if err := d.cfg.Catalog.DeleteMarker(ctx, t.Backend, in.Key); err != nil {
+		return err
+	}
+	if err := t.Backend.Delete(ctx, in.Key); err != nil {
+		return err
+	}
+	return d.cfg.Catalog.Finish(in.ID)
+}
+
+// matchLocal checks a committed raw object against the local file it was made from.
+func (d *Daemon) matchLocal(ctx context.Context, in catalog.Intent, info segment.Info) (catalog.Record, bool) {
+	src := d.sources[in.Source]
+	_, _, _, compacted, err := segment.ParseObjectKey(in.Key)
+	if src == nil || err != nil || compacted {
+		return catalog.Record{}, false
+	}
+	path, err := segment.LocalPath(src.Root, in.Rel)
+	if err != nil {
+		return catalog.Record{}, false
+	}
+	r, err := posix.OpenFile(path, posix.ReadOptions{Direct: src.ReadDirect})
+	if err != nil {
+		return catalog.Record{}, false
+	}
+	defer r.Close()
+	if r.Size() != info.Size {
+		return catalog.Record{}, false
+	}
+	crc, err := posix.Checksum(r, r.Size())
+	if err != nil || crc != info.CRC32C {
+		return catalog.Record{}, false
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return catalog.Record{}, false
+	}
+	now := d.cfg.Now()
+	return catalog.Record{
+		Tier: in.Tier, Key: in.Key, Source: in.Source, Rel: in.Rel, Kind: in.Kind, Format: catalog.FormatRaw,
+		Size: info.Size, CRC32C: crc, LocalSize: info.Size, LocalCRC32C: crc,
+		SegmentModTime: fi.ModTime(), OffloadedAt: now, Verified: now,
+	}, true
+}
+
+// ReconcileReport says what Reconcile found and did.
+type ReconcileReport struct {
+	Checked int      `json:"checked"`
+	Dropped []string `json:"dropped"` // catalog records whose object was missing or wrong
+}
+
+// Reconcile checks every catalog record against its tier (size and CRC-32C by Stat):
+// records whose object is missing or differs are dropped (and a wrong object deleted), so
+// the segment is offloaded again.
+func (d *Daemon) Reconcile(ctx context.Context) (ReconcileReport, error) {
+	var rep ReconcileReport
+	recs, err := d.cfg.Catalog.List("")
+	if err != nil {
+		return rep, err
+	}
+	for _, rec := range recs {
+		t := d.tier(rec.Tier)
+		if t == nil {
+			continue
+		}
+		rep.Checked++
+		info, err := t.Backend.Stat(ctx, rec.Key)
+		switch {
+		case errors.Is(err, segment.ErrNotFound):
+			d.log.Error("catalog lists an object its tier does not have: dropping the record so it is offloaded again",
+				zap.String("tier", rec.Tier), zap.Stringer("key", rec.Key))
+		case err != nil:
+			return rep, fmt.Errorf("stat %s on %s: %w", rec.Key, rec.Tier, err)
+		case info.Size != rec.Size || info.CRC32C != rec.CRC32C:
+			d.log.Error("object differs from its catalog record: deleting it so it is offloaded again",
+				zap.String("tier", rec.Tier), zap.Stringer("key", rec.Key), zap.Int64("size", info.Size), zap.Int64("want_size", rec.Size))
+			if err := d.cfg.Catalog.DeleteMarker(ctx, t.Backend, rec.Key); err != nil {
+				return rep, err
+			}
+			if err := t.Backend.Delete(ctx, rec.Key); err != nil {
+				return rep, err
+			}
+		default:
+			continue
+		}
+		if err := d.cfg.Catalog.Delete(rec.Tier, rec.Key); err != nil {
+			return rep, err
+		}
+		rep.Dropped = append(rep.Dropped, rec.Tier+":"+string(rec.Key))
+	}
+	return rep, nil
+}
