@@ -3,8 +3,10 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -231,6 +233,47 @@ func fields(t reflect.Type) []field {
 	return out
 }
 
+// hint helps with an unknown key: a likely typo among the keys allowed here, or else the
+// one place in the schema where that key does belong.
+func hint(key string, here []string) string {
+	if h := suggest(key, here); h != "" {
+		return h
+	}
+	if homes := keyHomes()[key]; len(homes) == 1 {
+		if homes[0] == "" {
+			return " (it belongs at the top level)"
+		}
+		return fmt.Sprintf(" (it belongs in %s)", homes[0])
+	}
+	return ""
+}
+
+// keyHomes maps each key of the schema to where it may appear ("memory", "tiers[]").
+var keyHomes = sync.OnceValue(func() map[string][]string {
+	homes := map[string][]string{}
+	var walk func(prefix string, t reflect.Type)
+	walk = func(prefix string, t reflect.Type) {
+		for _, f := range fields(t) {
+			homes[f.key] = append(homes[f.key], prefix)
+			ft := t.FieldByIndex(f.index[:1]).Type
+			if f.variant != nil {
+				ft = ft.Elem().Field(f.index[1]).Type
+			}
+			switch {
+			case ft.Kind() == reflect.Struct && !reflect.PointerTo(ft).Implements(scalarParserType):
+				walk(join(prefix, f.key), ft)
+			case ft.Kind() == reflect.Slice:
+				walk(join(prefix, f.key)+"[]", ft.Elem())
+			}
+		}
+	}
+	walk("", reflect.TypeFor[Config]())
+	for k, v := range homes {
+		homes[k] = slices.Compact(v)
+	}
+	return homes
+})
+
 // oneofOf returns the allowed values of the field whose key is key, or nil.
 func oneofOf(t reflect.Type, key string) []string {
 	for i := range t.NumField() {
@@ -333,7 +376,7 @@ func (d *decoder) mapping(path string, n *yaml.Node, v reflect.Value) {
 		fp := join(path, p.key)
 		f := byKey[p.key]
 		if f == nil {
-			d.add(fp, p.keyLine, "unknown key%s", suggest(p.key, keys))
+			d.add(fp, p.keyLine, "unknown key%s", hint(p.key, keys))
 			continue
 		}
 		d.lines[fp] = p.keyLine

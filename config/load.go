@@ -31,12 +31,12 @@ const maxFileSize = 1 << 20
 func Load(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open config: %w", err)
+		return nil, fmt.Errorf("load config: %w", err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("read config %s: %w", path, err)
+		return nil, fmt.Errorf("load config: read %s: %w", path, err)
 	}
 	c, err := Parse(data, os.LookupEnv)
 	var e *Error

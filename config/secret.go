@@ -2,11 +2,12 @@ package config
 
 import (
 	"fmt"
+	"log/slog"
 	"strconv"
 )
 
 // Secret is a string that never prints: fmt (every verb, %#v included), encoding/json,
-// encoding.TextMarshaler users, YAML and zap all render it as "[redacted]", or "" when it
+// encoding.TextMarshaler users, YAML, log/slog and zap all render it as "[redacted]", or "" when it
 // is empty, so whether a secret is set stays visible. Reveal returns the value for the one
 // place that hands it to a client library.
 //
@@ -69,6 +70,9 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // MarshalJSON renders s as a JSON string holding String().
 func (s Secret) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(s.String())), nil }
+
+// LogValue renders s as String does for log/slog.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
 // MarshalYAML renders s as String does.
 func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }

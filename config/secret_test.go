@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -80,6 +81,10 @@ tiers:
 		log.Sugar().Infow("sugar", "config", c, "s3", *s3, "secret", s3.AccessKey)
 		log.Sugar().Infof("config %v %+v %v", c, *s3, s3.SessionToken)
 	}
+	for _, h := range []slog.Handler{slog.NewJSONHandler(&buf, nil), slog.NewTextHandler(&buf, nil)} {
+		log := slog.New(h)
+		log.Info("config", "config", c, "s3", s3, "secret", s3.SecretKey, "token", s3.SessionToken)
+	}
 	add(buf.String(), nil)
 
 	all := strings.Join(outputs, "\n")
@@ -90,7 +95,7 @@ tiers:
 		}
 	}
 	if !strings.Contains(all, `"secret_key":"[redacted]"`) || !strings.Contains(all, "secret_key: '[redacted]'") ||
-		!strings.Contains(buf.String(), `"secret":"[redacted]"`) || !strings.Contains(buf.String(), `"stringer":"[redacted]"`) {
+		!strings.Contains(buf.String(), `"secret":"[redacted]"`) || !strings.Contains(buf.String(), `"stringer":"[redacted]"`) || !strings.Contains(buf.String(), `token=[redacted]`) {
 		t.Fatalf("redacted secrets not rendered as expected:\n%s", all)
 	}
 }

@@ -17,8 +17,9 @@ import (
 )
 
 // Validate checks c as Parse does after decoding and returns an *Error listing every
-// problem with its field path, or nil. Lines are 0: a Config built in Go has none. It reads
-// the filesystem for one thing only: that each s3 tier's ca_file is a PEM bundle.
+// problem with its field path, or nil. It applies no defaults, and its problems have no
+// line (a Config built in Go has none). It reads the filesystem for one thing only: that
+// each s3 tier's ca_file is a PEM bundle.
 func (c *Config) Validate() error {
 	return newError(c.validate(nil))
 }

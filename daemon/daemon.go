@@ -27,10 +27,10 @@ type Daemon struct {
 	wake    chan struct{} // a job finished: plan again
 
 	mu       sync.Mutex
-	sealed   []segment.Segment  // from the last scan, oldest first
-	inFlight map[jobID]bool     // jobs running now
+	sealed   []segment.Segment    // from the last scan, oldest first
+	inFlight map[jobID]bool       // jobs running now
 	retry    map[jobID]retryState // jobs that failed: when to try again
-	skipped  map[string]string  // path -> reason already logged (log once)
+	skipped  map[string]string    // path -> reason already logged (log once)
 	ready    bool
 	stopping bool
 	httpAddr string
@@ -136,7 +136,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return d.shutdown(&jobs, cancelJobs)
 }
 
-// RunOnce makes one full pass: it scans (twice, ScanInterval apart, as sealing needs), 
+// RunOnce makes one full pass: it scans (twice, ScanInterval apart, as sealing needs),
 // offloads every sealed segment due on each tier, and returns when all of them are done.
 // The error joins every job that failed.
 func (d *Daemon) RunOnce(ctx context.Context) error {

@@ -318,7 +318,7 @@ func TestRecoverIntents(t *testing.T) {
 	if _, err := e.cat.Begin(catalog.Intent{Tier: "hdd", Key: key2, Source: testSrc, Rel: filepath.ToSlash(rel2), Op: catalog.OpOffload}); err != nil {
 		t.Fatal(err)
 	}
-	e.cat.StartRun() // the crashed run's abort marker
+	e.cat.StartRun()                                                            // the crashed run's abort marker
 	d := e.daemon(func(c *Config) { c.Sources[0].SealGrace = 100 * time.Hour }) // offload nothing new
 	if err := d.RunOnce(ctx); err != nil {
 		t.Fatal(err)
