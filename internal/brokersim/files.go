@@ -24,10 +24,10 @@ const (
 
 // File is one file of a generated store.
 type File struct {
-	Path   string   // relative to the store's directory, slash-separated
-	Kind   FileKind //
-	Active bool     // still written or to be written (the last file of its sequence, or the last two with PreallocateNext); false for sealed segments and meta files
-	Size   int64    // size on disk when the run ended
+	Path   string   `json:"path"` // relative to the store's directory, slash-separated
+	Kind   FileKind `json:"kind"`
+	Active bool     `json:"active"` // still written or to be written (the last file of its sequence, or the last two with PreallocateNext); false for sealed segments and meta files
+	Size   int64    `json:"size"`   // size on disk when the run ended
 }
 
 // sequence is an ordered list of segment files of one kind; the last one is active (the

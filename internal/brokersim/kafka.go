@@ -14,12 +14,12 @@ import (
 
 // KafkaSummary describes generated Kafka log dirs.
 type KafkaSummary struct {
-	Dir     string
-	Records int64 // records written
-	Batches int64 // batches written
-	Files   []File
+	Dir     string `json:"dir"`
+	Records int64  `json:"records"` // records written
+	Batches int64  `json:"batches"` // batches written
+	Files   []File `json:"files"`
 	// Written lists every record in write order (only with KeepRecords).
-	Written []KafkaRecord
+	Written []KafkaRecord `json:"written,omitempty"`
 }
 
 // KafkaRecord is what a test needs to find a written record again.

@@ -18,12 +18,12 @@ import (
 
 // RocketMQSummary describes a generated RocketMQ store.
 type RocketMQSummary struct {
-	Dir          string
-	Messages     int64 // messages written
-	CommitLogEnd int64 // physical offset after the last message
-	Files        []File
+	Dir          string `json:"dir"`
+	Messages     int64  `json:"messages"`      // messages written
+	CommitLogEnd int64  `json:"commitlog_end"` // physical offset after the last message
+	Files        []File `json:"files"`
 	// Written lists every message in commit-log order (only with KeepMessages).
-	Written []RocketMQMessage
+	Written []RocketMQMessage `json:"written,omitempty"`
 }
 
 // RocketMQMessage is what a test needs to find a written message again.
