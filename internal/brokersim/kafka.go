@@ -109,8 +109,12 @@ func newKafkaStore(o *KafkaOptions) *kafkaStore {
 
 func (s *kafkaStore) run(ctx context.Context) error {
 	o := s.o
+	// A new partition starts with an empty active segment, as Kafka creates it.
 	for _, p := range s.parts {
 		if err := writePartitionMeta(p); err != nil {
+			return err
+		}
+		if err := p.roll(); err != nil {
 			return err
 		}
 	}
