@@ -1,0 +1,223 @@
+package deploy_test
+
+import (
+	"bytes"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// The subset of the Compose file format docker-compose.yml uses; decoding is strict, so
+// a misspelt key fails the test.
+type compose struct {
+	Name     string              `yaml:"name"`
+	Services map[string]service  `yaml:"services"`
+	Volumes  map[string]struct{} `yaml:"volumes"`
+}
+
+type service struct {
+	Image       string               `yaml:"image"`
+	Build       string               `yaml:"build"`
+	Command     []string             `yaml:"command"`
+	Environment map[string]string    `yaml:"environment"`
+	Ports       []string             `yaml:"ports"`
+	Volumes     []string             `yaml:"volumes"`
+	DependsOn   map[string]dependsOn `yaml:"depends_on"`
+	Healthcheck *struct {
+		Test     []string `yaml:"test"`
+		Interval string   `yaml:"interval"`
+		Timeout  string   `yaml:"timeout"`
+		Retries  int      `yaml:"retries"`
+	} `yaml:"healthcheck"`
+	Restart string `yaml:"restart"`
+}
+
+type dependsOn struct {
+	Condition string `yaml:"condition"`
+}
+
+// The parts of tierd's configuration the demo wiring depends on.
+type tierdConfig struct {
+	Node     string `yaml:"node"`
+	StateDir string `yaml:"state_dir"`
+	Memory   struct {
+		BufferPool string `yaml:"buffer_pool"`
+		BufferSize string `yaml:"buffer_size"`
+	} `yaml:"memory"`
+	Sources []map[string]string `yaml:"sources"`
+	Tiers   []map[string]string `yaml:"tiers"`
+	Local   map[string]string   `yaml:"local"`
+	HTTP    struct {
+		Listen string `yaml:"listen"`
+	} `yaml:"http"`
+}
+
+const root = ".."
+
+func decodeStrict(t *testing.T, path string, v any) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(root, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func TestCompose(t *testing.T) {
+	var c compose
+	decodeStrict(t, "docker-compose.yml", &c)
+	for _, name := range []string{"minio", "createbucket", "brokersim", "tierd"} {
+		if _, ok := c.Services[name]; !ok {
+			t.Fatalf("service %q missing", name)
+		}
+	}
+	for name, s := range c.Services {
+		if s.Image == "" && s.Build == "" {
+			t.Errorf("service %s has neither image nor build", name)
+		}
+		if s.Build != "" {
+			if _, err := os.Stat(filepath.Join(root, s.Build, "Dockerfile")); err != nil {
+				t.Errorf("service %s builds %q, which has no Dockerfile: %v", name, s.Build, err)
+			}
+		}
+		for dep, d := range s.DependsOn {
+			if _, ok := c.Services[dep]; !ok {
+				t.Errorf("service %s depends on unknown service %s", name, dep)
+			}
+			if !slices.Contains([]string{"service_started", "service_healthy", "service_completed_successfully"}, d.Condition) {
+				t.Errorf("service %s: depends_on %s condition %q", name, dep, d.Condition)
+			}
+			if d.Condition == "service_healthy" && c.Services[dep].Healthcheck == nil {
+				t.Errorf("service %s waits for %s to be healthy, which has no healthcheck", name, dep)
+			}
+		}
+		for _, v := range s.Volumes {
+			src, _, ok := strings.Cut(v, ":")
+			if !ok {
+				t.Errorf("service %s: volume %q has no target", name, v)
+				continue
+			}
+			if strings.HasPrefix(src, ".") || strings.HasPrefix(src, "/") {
+				if _, err := os.Stat(filepath.Join(root, src)); err != nil {
+					t.Errorf("service %s mounts %s, which does not exist: %v", name, src, err)
+				}
+			} else if _, ok := c.Volumes[src]; !ok {
+				t.Errorf("service %s uses volume %s, which is not declared", name, src)
+			}
+		}
+		for _, p := range s.Ports {
+			if !strings.HasPrefix(p, "127.0.0.1:") {
+				t.Errorf("service %s publishes %s beyond loopback", name, p)
+			}
+		}
+	}
+	for v := range c.Volumes {
+		used := false
+		for _, s := range c.Services {
+			for _, m := range s.Volumes {
+				used = used || strings.HasPrefix(m, v+":")
+			}
+		}
+		if !used {
+			t.Errorf("volume %s is declared but unused", v)
+		}
+	}
+
+	// The Dockerfile builds the commands the services run, and they exist.
+	dockerfile, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"tierd", "brokersim"} {
+		if !bytes.Contains(dockerfile, []byte("./cmd/"+cmd)) {
+			t.Errorf("Dockerfile does not build ./cmd/%s", cmd)
+		}
+		if _, err := os.Stat(filepath.Join(root, "cmd", cmd)); err != nil {
+			t.Errorf("cmd/%s: %v", cmd, err)
+		}
+	}
+
+	// tierd runs the config file mounted from deploy/compose/tierd.yaml.
+	td := c.Services["tierd"]
+	if want := []string{"tierd", "run", "--config", "/etc/tierd/tierd.yaml"}; !slices.Equal(td.Command, want) {
+		t.Fatalf("tierd command %q, want %q", td.Command, want)
+	}
+	if !slices.Contains(td.Volumes, "./deploy/compose/tierd.yaml:/etc/tierd/tierd.yaml:ro") {
+		t.Fatalf("tierd does not mount deploy/compose/tierd.yaml at /etc/tierd/tierd.yaml: %q", td.Volumes)
+	}
+	var cfg tierdConfig
+	decodeStrict(t, "deploy/compose/tierd.yaml", &cfg)
+	if cfg.Node == "" || cfg.StateDir == "" || len(cfg.Sources) != 1 || len(cfg.Tiers) != 1 || cfg.HTTP.Listen == "" {
+		t.Fatalf("tierd.yaml lacks node, state_dir, a source, a tier or http.listen: %+v", cfg)
+	}
+
+	// The source is the store brokersim writes, through the same volume.
+	bs := c.Services["brokersim"]
+	storeDir := ""
+	for _, a := range bs.Command {
+		if v, ok := strings.CutPrefix(a, "--dir="); ok {
+			storeDir = v
+		}
+	}
+	if src := cfg.Sources[0]; src["path"] != storeDir || src["layout"] != "rocketmq" {
+		t.Errorf("tierd reads %s (%s), brokersim writes rocketmq at %s", src["path"], src["layout"], storeDir)
+	}
+	if sharedVolume(bs, storeDir) == "" || sharedVolume(bs, storeDir) != sharedVolume(td, storeDir) {
+		t.Errorf("brokersim and tierd do not share the volume holding %s", storeDir)
+	}
+	if !mountedAt(td, cfg.StateDir) {
+		t.Errorf("tierd's state_dir %s is not on a volume", cfg.StateDir)
+	}
+
+	// The tier points at the minio service, with the bucket createbucket makes and the
+	// credentials MinIO is started with.
+	tier := cfg.Tiers[0]
+	u, err := url.Parse(tier["endpoint"])
+	if err != nil || u.Hostname() != "minio" || u.Port() != "9000" {
+		t.Errorf("tier endpoint %q is not the minio service", tier["endpoint"])
+	}
+	if tier["type"] != "s3" || !slices.Contains([]string{"aws", "minio"}, tier["driver"]) || tier["path_style"] != "true" {
+		t.Errorf("tier %v is not an s3 tier for MinIO", tier)
+	}
+	if cb := c.Services["createbucket"].Command; !slices.Contains(cb, "local/"+tier["bucket"]) {
+		t.Errorf("createbucket runs %q, not making bucket %s", cb, tier["bucket"])
+	}
+	for key, vars := range map[string][2]string{
+		"access_key": {"TIERD_S3_ACCESS_KEY", "MINIO_ROOT_USER"},
+		"secret_key": {"TIERD_S3_SECRET_KEY", "MINIO_ROOT_PASSWORD"},
+	} {
+		if tier[key] != "${"+vars[0]+"}" {
+			t.Errorf("tier %s is %q, want ${%s}", key, tier[key], vars[0])
+		}
+		if v := td.Environment[vars[0]]; v == "" || v != c.Services["minio"].Environment[vars[1]] {
+			t.Errorf("tierd's %s is not MinIO's %s", vars[0], vars[1])
+		}
+	}
+	for _, k := range []string{"region", "bucket", "prefix", "part_size", "part_concurrency", "reap_after", "rate_limit", "concurrency", "sse"} {
+		if tier[k] == "" {
+			t.Errorf("tier key %s missing from the demo config", k)
+		}
+	}
+}
+
+// sharedVolume returns the named volume s mounts at (or above) dir.
+func sharedVolume(s service, dir string) string {
+	for _, m := range s.Volumes {
+		parts := strings.Split(m, ":")
+		if len(parts) >= 2 && !strings.HasPrefix(parts[0], ".") && (dir == parts[1] || strings.HasPrefix(dir, parts[1]+"/")) {
+			return parts[0]
+		}
+	}
+	return ""
+}
+
+func mountedAt(s service, dir string) bool { return sharedVolume(s, dir) != "" }
