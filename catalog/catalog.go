@@ -51,6 +51,9 @@ type Catalog struct {
 	log  *zap.Logger
 }
 
+// ErrLocked is returned by Open when another process has the catalog open.
+var ErrLocked = errors.New("catalog locked")
+
 // Open opens (creating if needed) the catalog in stateDir for node. It creates stateDir
 // (0o750) if it is missing. It fails if another process has stateDir open, or if stateDir
 // was created for a different node: a state_dir belongs to exactly one node. log may be
@@ -68,7 +71,7 @@ func Open(stateDir, node string, log *zap.Logger) (*Catalog, error) {
 	path := filepath.Join(stateDir, DBFile)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("state_dir %s is in use by another tierd process (lock on %s not acquired within %s)", stateDir, path, lockTimeout)
+		return nil, fmt.Errorf("state_dir %s is in use by another tierd process (lock on %s not acquired within %s): %w", stateDir, path, lockTimeout, ErrLocked)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open catalog %s: %w", path, err)

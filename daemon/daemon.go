@@ -34,6 +34,7 @@ type Daemon struct {
 	ready    bool
 	stopping bool
 	httpAddr string
+	intents  map[jobID]uint64 // journal entries of running jobs, for NoteUpload
 }
 
 type jobID struct {
@@ -89,6 +90,7 @@ func New(cfg Config) (*Daemon, error) {
 		inFlight: map[jobID]bool{},
 		retry:    map[jobID]retryState{},
 		skipped:  map[string]string{},
+		intents:  map[jobID]uint64{},
 	}
 	for _, s := range cfg.Sources {
 		sealer, err := segment.NewSealer(s.SealGrace)
@@ -424,7 +426,7 @@ func (d *Daemon) runJob(ctx context.Context, id jobID, p due) {
 			break
 		}
 		start := time.Now()
-		rec, err = d.offload(ctx, p.seg, t)
+		rec, err = d.offload(ctx, p.seg, t, nil)
 		if err == nil {
 			log.Info("offloaded", zap.Int64("bytes", rec.Size), zap.Duration("took", time.Since(start)))
 			break

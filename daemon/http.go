@@ -15,7 +15,8 @@ import (
 
 // Handler serves /healthz (the process answers), /readyz (200 once recovered, while no
 // tier is failing and every source can be scanned; 503 with the reasons otherwise),
-// /status (Status as JSON) and /metrics (Prometheus).
+// /status (Status as JSON), /catalog (every catalog record, as JSON lines; what `tierd ls`
+// reads while the daemon holds the catalog) and /metrics (Prometheus).
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -37,6 +38,12 @@ func (d *Daemon) Handler() http.Handler {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(d.Status())
+	})
+	mux.HandleFunc("GET /catalog", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		if err := d.cfg.Catalog.Dump(w); err != nil {
+			d.log.Error("serve catalog", zap.Error(err))
+		}
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.m.reg, promhttp.HandlerOpts{}))
 	return mux

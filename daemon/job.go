@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"time"
@@ -22,7 +23,7 @@ var errSkip = errors.New("segment skipped")
 // offload copies one sealed segment to one tier, journaled end to end. It returns the
 // catalog record on success. On failure nothing is visible on the tier under the
 // segment's key that the catalog does not vouch for.
-func (d *Daemon) offload(ctx context.Context, seg segment.Segment, t *tierState) (catalog.Record, error) {
+func (d *Daemon) offload(ctx context.Context, seg segment.Segment, t *tierState, progress func(int64)) (catalog.Record, error) {
 	key, err := seg.Key(d.cfg.Node)
 	if err != nil {
 		return catalog.Record{}, fmt.Errorf("%w: %v", errSkip, err)
@@ -31,7 +32,16 @@ func (d *Daemon) offload(ctx context.Context, seg segment.Segment, t *tierState)
 	if err != nil {
 		return catalog.Record{}, fmt.Errorf("journal intent: %w", err)
 	}
-	rec, err := d.transfer(ctx, seg, t, key, intent.ID)
+	id := jobID{t.Name, key}
+	d.mu.Lock()
+	d.intents[id] = intent.ID
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		delete(d.intents, id)
+		d.mu.Unlock()
+	}()
+	rec, err := d.transfer(ctx, seg, t, key, intent.ID, progress)
 	if err != nil {
 		if ferr := d.cfg.Catalog.Finish(intent.ID); ferr != nil {
 			d.log.Error("clear intent", zap.Uint64("intent", intent.ID), zap.Error(ferr))
@@ -43,7 +53,7 @@ func (d *Daemon) offload(ctx context.Context, seg segment.Segment, t *tierState)
 
 // transfer does the work of offload after the intent is journaled; it commits the catalog
 // record together with clearing the intent.
-func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState, key segment.Key, intentID uint64) (catalog.Record, error) {
+func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState, key segment.Key, intentID uint64, progress func(int64)) (catalog.Record, error) {
 	src, err := posix.OpenFile(seg.Path, posix.ReadOptions{Direct: d.sources[seg.Source].ReadDirect})
 	if errors.Is(err, fs.ErrNotExist) {
 		return catalog.Record{}, fmt.Errorf("%w: %s vanished before it could be read", errSkip, seg.Path)
@@ -59,7 +69,11 @@ func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState
 	if err != nil {
 		return catalog.Record{}, fmt.Errorf("create %s: %w", key, err)
 	}
-	crc, err := segment.Copy(ctx, w, src, seg.Size, d.cfg.Pool)
+	var from io.ReaderAt = src
+	if progress != nil {
+		from = progressReader{src, progress}
+	}
+	crc, err := segment.Copy(ctx, w, from, seg.Size, d.cfg.Pool)
 	if err == nil {
 		err = w.Commit(ctx)
 	}
@@ -118,4 +132,30 @@ func (d *Daemon) discard(t *tierState, key segment.Key) {
 	if err := t.Backend.Delete(ctx, key); err != nil {
 		d.log.Error("delete unverified object", zap.String("tier", t.Name), zap.Stringer("key", key), zap.Error(err))
 	}
+}
+
+// NoteUpload journals the upload id of a running job's multipart upload, so that a crash
+// leaves enough behind to abort it (wired to the s3 tier's OnUpload).
+func (d *Daemon) NoteUpload(tier string, key segment.Key, uploadID string) {
+	d.mu.Lock()
+	id, ok := d.intents[jobID{tier, key}]
+	d.mu.Unlock()
+	if !ok {
+		return // not a journaled job (a marker object, say)
+	}
+	if err := d.cfg.Catalog.SetUploadID(id, uploadID); err != nil {
+		d.log.Error("journal upload id", zap.String("tier", tier), zap.Stringer("key", key), zap.Error(err))
+	}
+}
+
+// progressReader reports the bytes read through it.
+type progressReader struct {
+	r  io.ReaderAt
+	fn func(int64)
+}
+
+func (p progressReader) ReadAt(b []byte, off int64) (int, error) {
+	n, err := p.r.ReadAt(b, off)
+	p.fn(int64(n))
+	return n, err
 }

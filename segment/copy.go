@@ -138,3 +138,38 @@ func readFull(src io.ReaderAt, p []byte, off int64) error {
 	}
 	return fmt.Errorf("read at %d: %w", off+int64(n), err)
 }
+
+// Stream reads [off, off+n) of r in pool-buffer-sized pieces (one ranged read each, for
+// object stores) and passes each to fn. It holds one pool buffer.
+func Stream(ctx context.Context, r io.ReaderAt, off, n int64, pool *bufpool.Pool, fn func([]byte) error) error {
+	b, err := pool.Get(ctx)
+	if err != nil {
+		return err
+	}
+	defer b.Release()
+	buf := b.Bytes()
+	for end := off + n; off < end; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p := buf[:min(int64(len(buf)), end-off)]
+		if err := readFull(r, p, off); err != nil {
+			return err
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+		off += int64(len(p))
+	}
+	return nil
+}
+
+// Checksum returns the CRC-32C of the first size bytes of r, read through Stream.
+func Checksum(ctx context.Context, r io.ReaderAt, size int64, pool *bufpool.Pool) (uint32, error) {
+	var crc uint32
+	err := Stream(ctx, r, 0, size, pool, func(p []byte) error {
+		crc = crc32.Update(crc, Castagnoli, p)
+		return nil
+	})
+	return crc, err
+}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/tierd/tierd/catalog"
+)
+
+// records returns the catalog's records of tier ("" = all): from the catalog itself, or,
+// while a running daemon holds it, from the daemon's /catalog endpoint.
+func (a *app) records(ctx context.Context, tier string) ([]catalog.Record, error) {
+	if a.cat != nil {
+		return a.cat.List(tier)
+	}
+	if a.cfg.HTTP.Listen == "" {
+		return nil, errors.New("the catalog is locked by a running tierd and http.listen is off, so it cannot be asked")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+a.cfg.HTTP.Listen+"/catalog", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("the catalog is locked by a running tierd, and asking it failed: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /catalog from the running tierd: %s", resp.Status)
+	}
+	var out []catalog.Record
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), catalog.MaxMarkerSize+1)
+	for sc.Scan() {
+		rec, err := catalog.DecodeMarker(sc.Bytes())
+		if err != nil {
+			return nil, fmt.Errorf("record from the running tierd: %w", err)
+		}
+		if tier == "" || rec.Tier == tier {
+			out = append(out, rec)
+		}
+	}
+	return out, sc.Err()
+}
+
+// openReader opens the app for commands that read: with the catalog if it is free,
+// without it (asking the daemon) if a running tierd holds it.
+func openReader(ctx context.Context, g *globals) (*app, error) {
+	a, err := openApp(ctx, g, true)
+	if errors.Is(err, catalog.ErrLocked) {
+		return openApp(ctx, g, false)
+	}
+	return a, err
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func newScanCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "scan",
+		Short: "Dry run: what is sealed, what is not and why, and what each tier would get now",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := openReader(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			defer a.close()
+			if a.cat == nil {
+				return fmt.Errorf("scan needs the catalog, which a running tierd holds: see its /status, or stop it")
+			}
+			d, err := a.newDaemon()
+			if err != nil {
+				return err
+			}
+			rep, err := d.Scan(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(rep)
+			}
+			w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+			for _, s := range rep.Sources {
+				fmt.Fprintf(w, "source %s (%s): %d sealed, %d not sealed, %d skipped\n", s.Name, s.Root, len(s.Sealed), len(s.Unsealed), len(s.Skipped))
+				if s.Error != "" {
+					fmt.Fprintf(w, "  error: %s\n", s.Error)
+				}
+				for _, p := range s.Unsealed {
+					fmt.Fprintf(w, "  not sealed\t%s\t%s\n", p.Rel, p.Why)
+				}
+				for _, sk := range s.Skipped {
+					fmt.Fprintf(w, "  skipped\t%s\t%s\n", sk.Path, sk.Reason)
+				}
+			}
+			for _, t := range rep.Tiers {
+				state := ""
+				if t.Paused {
+					state = " (paused: filesystem too full)"
+				}
+				fmt.Fprintf(w, "tier %s%s: %d to move now, %d later, %d already there\n", t.Name, state, len(t.Move), len(t.Later), t.Present)
+				for _, p := range t.Move {
+					fmt.Fprintf(w, "  move\t%s\n", p)
+				}
+				for _, l := range t.Later {
+					fmt.Fprintf(w, "  later\t%s\tdue %s\n", l.Path, l.Due.Format(time.RFC3339))
+				}
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

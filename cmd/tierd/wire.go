@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/tierd/tierd/bufpool"
+	"github.com/tierd/tierd/catalog"
+	"github.com/tierd/tierd/config"
+	"github.com/tierd/tierd/daemon"
+	"github.com/tierd/tierd/internal/throttle"
+	"github.com/tierd/tierd/posix"
+	"github.com/tierd/tierd/s3"
+	"github.com/tierd/tierd/segment"
+)
+
+// app is a loaded configuration with the objects built from it. Everything a subcommand
+// needs is built here, in one place, with an explicit switch per tier type.
+type app struct {
+	cfg   *config.Config
+	log   *zap.Logger
+	pool  *bufpool.Pool
+	tiers []daemon.Tier
+	srcs  []daemon.Source
+	cat   *catalog.Catalog
+
+	uploads uploadHook
+}
+
+// uploadHook forwards S3 upload ids to the daemon once it exists (tiers are built first).
+type uploadHook struct {
+	mu sync.Mutex
+	fn func(tier string, key segment.Key, uploadID string)
+}
+
+func (h *uploadHook) notify(tier string, key segment.Key, id string) {
+	h.mu.Lock()
+	fn := h.fn
+	h.mu.Unlock()
+	if fn != nil {
+		fn(tier, key, id)
+	}
+}
+
+// loadConfig reads and validates the config file; problems are usage errors (exit 2).
+func loadConfig(g *globals) (*config.Config, error) {
+	cfg, err := config.Load(g.configPath)
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			return nil, err
+		}
+		return nil, usageError{err}
+	}
+	if g.logLevel != "" {
+		cfg.Log.Level = g.logLevel
+	}
+	return cfg, nil
+}
+
+func newLogger(c config.Log, stderr bool) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(c.Level)
+	if err != nil {
+		return nil, usagef("log level %q: %v", c.Level, err)
+	}
+	zc := zap.NewProductionConfig()
+	if c.Format == "console" {
+		zc = zap.NewDevelopmentConfig()
+		zc.DisableStacktrace = true
+	}
+	zc.Level = zap.NewAtomicLevelAt(level)
+	zc.OutputPaths = []string{"stderr"}
+	zc.ErrorOutputPaths = []string{"stderr"}
+	zc.Sampling = nil
+	_ = stderr
+	return zc.Build()
+}
+
+// openApp builds the pool, tiers and sources. withCatalog also opens the catalog (which
+// locks state_dir: only one process at a time).
+func openApp(ctx context.Context, g *globals, withCatalog bool) (*app, error) {
+	cfg, err := loadConfig(g)
+	if err != nil {
+		return nil, err
+	}
+	log, err := newLogger(cfg.Log, true)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{cfg: cfg, log: log}
+	ok := false
+	defer func() {
+		if !ok {
+			a.close()
+		}
+	}()
+	a.pool, err = bufpool.New(bufpool.Config{Budget: cfg.Memory.BufferPool.Int64(), BufferSize: cfg.Memory.BufferSize.Int64(), Lock: cfg.Memory.Lock})
+	if err != nil {
+		return nil, fmt.Errorf("memory: %w", err)
+	}
+	for _, s := range cfg.Sources {
+		src, err := buildSource(s)
+		if err != nil {
+			return nil, err
+		}
+		a.srcs = append(a.srcs, src)
+	}
+	for _, t := range cfg.Tiers {
+		tier, err := a.buildTier(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		a.tiers = append(a.tiers, tier)
+	}
+	if withCatalog {
+		a.cat, err = catalog.Open(cfg.StateDir, cfg.Node, log)
+		if err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return a, nil
+}
+
+func buildSource(s config.Source) (daemon.Source, error) {
+	opts := segment.LayoutOptions{Source: s.Name}
+	if r := s.RocketMQ; r != nil {
+		opts.CommitLogFileSize = r.CommitLogFileSize.Int64()
+		opts.ConsumeQueueFileSize = r.ConsumeQueueFileSize.Int64()
+		opts.IndexHashSlots = int64(r.IndexHashSlots)
+		opts.IndexItems = int64(r.IndexItems)
+	}
+	layout, err := segment.NewLayout(string(s.Layout), opts)
+	if err != nil {
+		return daemon.Source{}, usagef("source %s: %v", s.Name, err)
+	}
+	root, err := filepath.Abs(s.Path)
+	if err != nil {
+		return daemon.Source{}, usagef("source %s: %v", s.Name, err)
+	}
+	return daemon.Source{Name: s.Name, Root: root, Layout: layout, SealGrace: s.SealGrace.Std(), ReadDirect: s.ReadMode == config.ReadDirect}, nil
+}
+
+func (a *app) buildTier(ctx context.Context, t config.Tier) (daemon.Tier, error) {
+	tier := daemon.Tier{Name: t.Name, Type: string(t.Type), OffloadAfter: t.OffloadAfter.Std(), Concurrency: t.Concurrency}
+	switch t.Type {
+	case config.TierPosix:
+		be, err := posix.New(posix.Config{Path: t.Posix.Path, WriteMode: posix.Mode(t.Posix.WriteMode)}, a.log.Named("posix").With(zap.String("tier", t.Name)))
+		if err != nil {
+			return tier, fmt.Errorf("tier %s: %w", t.Name, err)
+		}
+		tier.Backend = be
+		tier.MaxUsed = t.Posix.MaxUsed.Fraction()
+		tier.Usage = be.Usage
+		tier.Cleanup = be.CleanTemp
+		tier.CleanupAge = 0 // temp files of a dead process: any age
+		if !t.RateLimit.IsUnlimited() {
+			tier.Backend = throttle.Backend(be, throttle.NewRateLimiter(int64(t.RateLimit)))
+		}
+	case config.TierS3:
+		c := t.S3
+		name := t.Name
+		be, err := s3.New(ctx, s3.Config{
+			Driver: string(c.Driver), Endpoint: c.Endpoint, Region: c.Region, Bucket: c.Bucket, Prefix: c.Prefix,
+			PathStyle: c.UsePathStyle(), AccessKey: c.AccessKey.Reveal(), SecretKey: c.SecretKey.Reveal(),
+			SessionToken: c.SessionToken.Reveal(), CAFile: c.CAFile, SSE: string(c.SSE), SSEKMSKeyID: c.SSEKMSKeyID,
+			PartSize: c.PartSize.Int64(), PartConcurrency: c.PartConcurrency, ReapAfter: c.ReapAfter.Std(),
+			RateLimit: rateOrZero(t.RateLimit), Concurrency: t.Concurrency,
+			OnUpload: func(key segment.Key, id string) { a.uploads.notify(name, key, id) },
+		}, a.cfg.Node, a.pool, a.log.Named("s3").With(zap.String("tier", t.Name)))
+		if err != nil {
+			return tier, fmt.Errorf("tier %s: %w", t.Name, err)
+		}
+		tier.Backend = be
+		tier.Cleanup = be.Reap
+		tier.CleanupAge = c.ReapAfter.Std()
+		tier.AbortUpload = be.AbortUpload
+	default:
+		return tier, usagef("tier %s: unknown type %q", t.Name, t.Type)
+	}
+	return tier, nil
+}
+
+func rateOrZero(r config.Rate) int64 {
+	if r.IsUnlimited() {
+		return 0
+	}
+	return int64(r)
+}
+
+// daemonConfig assembles the daemon's configuration.
+func (a *app) daemonConfig() daemon.Config {
+	c := a.cfg
+	return daemon.Config{
+		Node: c.Node, Sources: a.srcs, Tiers: a.tiers, Catalog: a.cat, Pool: a.pool,
+		Workers: c.Workers, ScanInterval: c.ScanInterval.Std(), ShutdownTimeout: c.ShutdownTimeout.Std(),
+		Backoff: daemon.Backoff{Initial: c.Retry.Initial.Std(), Max: c.Retry.Max.Std()},
+		Listen:  c.HTTP.Listen, Version: version, Log: a.log,
+	}
+}
+
+// newDaemon builds the daemon and routes S3 upload ids into its journal.
+func (a *app) newDaemon() (*daemon.Daemon, error) {
+	d, err := daemon.New(a.daemonConfig())
+	if err != nil {
+		return nil, err
+	}
+	a.uploads.mu.Lock()
+	a.uploads.fn = d.NoteUpload
+	a.uploads.mu.Unlock()
+	return d, nil
+}
+
+func (a *app) tier(name string) (daemon.Tier, error) {
+	for _, t := range a.tiers {
+		if t.Name == name {
+			return t, nil
+		}
+	}
+	var names []string
+	for _, t := range a.tiers {
+		names = append(names, t.Name)
+	}
+	return daemon.Tier{}, usagef("no tier %q (configured: %s)", name, strings.Join(names, ", "))
+}
+
+func (a *app) close() {
+	if a.cat != nil {
+		a.cat.Close()
+	}
+	if a.pool != nil {
+		if err := a.pool.Check(); err != nil {
+			a.log.Error("BUG: pool buffers not released", zap.Error(err))
+		}
+		_ = a.pool.Close()
+	}
+	if a.log != nil {
+		_ = a.log.Sync()
+	}
+}
+
+// stdout is where data output goes (tests replace it).
+var stdout = os.Stdout
