@@ -164,7 +164,19 @@ func (d *Daemon) RunOnce(ctx context.Context) error {
 	for id, r := range d.retry {
 		errs = append(errs, fmt.Errorf("%s on %s: %w", id.key, id.tier, r.err))
 	}
+	for _, name := range sortedKeys(d.sources) {
+		s := d.sources[name]
+		if s.scanErr != nil {
+			errs = append(errs, fmt.Errorf("source %s: %w", s.Name, s.scanErr))
+		}
+		d.log.Info("pass done", zap.String("source", s.Name), zap.Int("sealed", s.sealed), zap.Int("not_sealed", len(s.pending)), zap.Int("skipped_files", len(s.skipped)))
+	}
 	d.mu.Unlock()
+	for _, t := range d.tiers {
+		t.mu.Lock()
+		d.log.Info("pass done", zap.String("tier", t.Name), zap.Int64("offloaded", t.segments), zap.Int64("bytes", t.bytes), zap.Int("due_left", t.due))
+		t.mu.Unlock()
+	}
 	slices.SortFunc(errs, func(a, b error) int { return cmpStr(a.Error(), b.Error()) })
 	if err := d.finish(); err != nil {
 		errs = append(errs, err)

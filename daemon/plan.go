@@ -33,7 +33,7 @@ type TierReport struct {
 	// Later lists sealed segments not due yet, with when they become due.
 	Later []DueLater `json:"later"`
 	// Present counts sealed segments already on the tier.
-	Present int `json:"present"`
+	Present int  `json:"present"`
 	Paused  bool `json:"paused"`
 }
 

@@ -48,7 +48,7 @@ func run(ctx context.Context, args []string) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(os.Stderr, "tierd:", err)
+	fmt.Fprintln(logOutput, "tierd:", err)
 	var ue usageError
 	var ce *config.Error
 	if errors.As(err, &ue) || errors.As(err, &ce) || isCobraUsage(err) {

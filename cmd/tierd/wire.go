@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,22 +67,23 @@ func loadConfig(g *globals) (*config.Config, error) {
 	return cfg, nil
 }
 
-func newLogger(c config.Log, stderr bool) (*zap.Logger, error) {
+// newLogger builds the zap logger log: configures, writing to logOutput.
+func newLogger(c config.Log) (*zap.Logger, error) {
 	level, err := zapcore.ParseLevel(c.Level)
 	if err != nil {
 		return nil, usagef("log level %q: %v", c.Level, err)
 	}
-	zc := zap.NewProductionConfig()
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	var encoder zapcore.Encoder
 	if c.Format == "console" {
-		zc = zap.NewDevelopmentConfig()
-		zc.DisableStacktrace = true
+		enc.EncodeLevel = zapcore.CapitalLevelEncoder
+		encoder = zapcore.NewConsoleEncoder(enc)
+	} else {
+		encoder = zapcore.NewJSONEncoder(enc)
 	}
-	zc.Level = zap.NewAtomicLevelAt(level)
-	zc.OutputPaths = []string{"stderr"}
-	zc.ErrorOutputPaths = []string{"stderr"}
-	zc.Sampling = nil
-	_ = stderr
-	return zc.Build()
+	core := zapcore.NewCore(encoder, zapcore.Lock(zapcore.AddSync(logOutput)), level)
+	return zap.New(core, zap.ErrorOutput(zapcore.Lock(zapcore.AddSync(logOutput)))), nil
 }
 
 // openApp builds the pool, tiers and sources. withCatalog also opens the catalog (which
@@ -91,7 +93,7 @@ func openApp(ctx context.Context, g *globals, withCatalog bool) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	log, err := newLogger(cfg.Log, true)
+	log, err := newLogger(cfg.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -247,5 +249,8 @@ func (a *app) close() {
 	}
 }
 
-// stdout is where data output goes (tests replace it).
-var stdout = os.Stdout
+// Where output goes (tests replace them): data to stdout; logs and errors to stderr.
+var (
+	stdout    io.Writer = os.Stdout
+	logOutput io.Writer = os.Stderr
+)
