@@ -62,9 +62,10 @@ const (
 
 // S3 protocol limits.
 const (
-	MinPartSize = 5 << 20 // smallest part but the last
-	MaxPartSize = 5 << 30
-	MaxParts    = 10000
+	MinPartSize   = 5 << 20 // smallest part but the last
+	MaxPartSize   = 5 << 30
+	MaxParts      = 10000
+	MaxObjectSize = 5 << 40
 )
 
 const redacted = "[REDACTED]"

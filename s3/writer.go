@@ -65,8 +65,8 @@ func (b *Backend) Create(ctx context.Context, key segment.Key, size int64) (segm
 	if err := key.Valid(); err != nil {
 		return nil, fmt.Errorf("create %s: %w", key, err)
 	}
-	if size < 0 || size > MaxParts*MaxPartSize {
-		return nil, fmt.Errorf("create %s: size %d is outside [0, %d]", key, size, int64(MaxParts*MaxPartSize))
+	if size < 0 || size > MaxObjectSize {
+		return nil, fmt.Errorf("create %s: size %d is outside [0, %d]", key, size, int64(MaxObjectSize))
 	}
 	leave, err := b.gate.Enter(ctx)
 	if err != nil {
