@@ -362,3 +362,32 @@ func TestMappedReaderTruncated(t *testing.T) {
 		t.Fatal("read past a truncation succeeded")
 	}
 }
+
+// TestDropAtClose: a multi-pass reader keeps its pages until Close, then drops them.
+func TestDropAtClose(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "seg")
+	const size = 4 << 20
+	os.WriteFile(path, segmenttest.Data(6, size), 0o644)
+	f, _ := os.Open(path)
+	f.Sync()
+	dropCache(int(f.Fd()), 0, size)
+	f.Close()
+	r, err := OpenFile(path, ReadOptions{Window: 1 << 20, DropAtClose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 256<<10)
+	for off := int64(0); off < size; off += int64(len(buf)) {
+		if _, err := r.ReadAt(buf, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := resident(t, path); n < size/pageSize*3/4 {
+		t.Fatalf("%d pages resident before Close, want the file kept", n)
+	}
+	r.Close()
+	if n := resident(t, path); n > 16 {
+		t.Fatalf("%d pages resident after Close", n)
+	}
+}

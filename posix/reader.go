@@ -20,6 +20,11 @@ type ReadOptions struct {
 	Direct bool
 	// Window is the cache-drop granularity (default DefaultWindow).
 	Window int64
+	// DropAtClose keeps what the reader brings into the page cache until Close, instead of
+	// dropping each window once read through: for readers that make several passes over a
+	// file (the index compactor), whose later passes then come from memory. What was
+	// resident before the first read is kept either way.
+	DropAtClose bool
 }
 
 // FileReader reads a local file (a broker's sealed segment, or a posix tier object)
@@ -35,6 +40,7 @@ type FileReader struct {
 	size   int64
 	ctx    context.Context
 	window int64
+	keep   bool // DropAtClose
 
 	mu      sync.Mutex
 	windows map[int64]*windowState // by window index; only partly read windows
@@ -66,7 +72,7 @@ func OpenFile(path string, opts ReadOptions) (*FileReader, error) {
 	if opts.Window <= 0 {
 		opts.Window = DefaultWindow
 	}
-	r := &FileReader{f: f, size: fi.Size(), ctx: context.Background(), window: roundUp(opts.Window, pageSize), windows: map[int64]*windowState{}}
+	r := &FileReader{f: f, size: fi.Size(), ctx: context.Background(), window: roundUp(opts.Window, pageSize), windows: map[int64]*windowState{}, keep: opts.DropAtClose}
 	noReadahead(int(f.Fd()))
 	if opts.Direct {
 		if df, err := os.OpenFile(path, os.O_RDONLY|oDirect, 0); err == nil {
@@ -167,7 +173,7 @@ func (r *FileReader) afterRead(off, n int64) {
 		}
 		start := w * r.window
 		ws.read += min(off+n, start+r.window) - max(off, start)
-		if ws.read >= min(r.window, r.size-start) {
+		if !r.keep && ws.read >= min(r.window, r.size-start) {
 			r.drop(start, ws)
 			delete(r.windows, w)
 		}
@@ -190,7 +196,8 @@ func (r *FileReader) drop(start int64, ws *windowState) {
 	}
 }
 
-// Close drops what is left of partly read windows and closes the file.
+// Close drops what is left of partly read windows (with DropAtClose: of every window)
+// and closes the file.
 func (r *FileReader) Close() error {
 	r.mu.Lock()
 	if r.closed {
