@@ -12,12 +12,17 @@ STATICCHECK_PKG := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export TIERD_MINIO_BIN := $(GOBIN)/minio
 export TIERD_MC_BIN    := $(GOBIN)/mc
 
-.PHONY: all build test race lint bench fuzz tools minio mc clean
+.PHONY: all build demo test race lint bench fuzz tools minio mc clean
 
 all: build
 
 build:
 	$(GO) build -o bin/ ./cmd/...
+
+## demo: generate a small RocketMQ store, offload it to a local posix tier, show what moved.
+demo:
+	rm -rf tierd-demo
+	$(GO) run ./cmd/tierd demo --dir tierd-demo
 
 ## test: what CI runs — tools, vet, every test under the race detector, a short fuzz pass.
 test: tools
