@@ -39,7 +39,7 @@ func (trailingCRC) HandleFinalize(ctx context.Context, in middleware.FinalizeInp
 	if !ok || body.size == 0 {
 		return next.HandleFinalize(ctx, in)
 	}
-	enc := newAWSChunked(body)
+	enc := newAWSChunked(body, awsChunkSize)
 	req, err := req.SetStream(enc)
 	if err != nil {
 		return middleware.FinalizeOutput{}, middleware.Metadata{}, fmt.Errorf("wrap body in aws-chunked: %w", err)
@@ -56,20 +56,46 @@ func addTrailingCRC(stack *middleware.Stack) error {
 	return stack.Finalize.Insert(trailingCRC{}, "Retry", middleware.After)
 }
 
-// awsChunked encodes a partBody as one aws-chunked chunk followed by the CRC trailer:
+// awsChunked encodes a partBody as aws-chunked chunks of at most chunkSize bytes (MinIO
+// refuses chunks over 16 MiB) followed by the CRC trailer:
 //
-//	<size hex>\r\n<size bytes>\r\n0\r\nx-amz-checksum-crc32c:<base64>\r\n\r\n
+//	<n hex>\r\n<n bytes>\r\n ... 0\r\nx-amz-checksum-crc32c:<base64>\r\n\r\n
+//
+// Chunk data is read straight from the body into the caller's slice: the encoder adds
+// only the few framing bytes.
 type awsChunked struct {
 	body   *partBody
-	head   []byte // not yet sent: the chunk header, later the trailer
+	chunk  int64  // chunk size
+	head   []byte // framing not yet sent
+	left   int64  // bytes of the current chunk not yet sent
 	done   bool   // the body is through; head holds the trailer
-	length int64
+	length int64  // the whole encoding's length
 }
 
-func newAWSChunked(body *partBody) *awsChunked {
-	head := []byte(strconv.FormatInt(body.size, 16) + "\r\n")
-	trailer := len("\r\n0\r\n" + crcTrailerName + ":" + encodeCRC(0) + "\r\n\r\n")
-	return &awsChunked{body: body, head: head, length: int64(len(head)) + body.size + int64(trailer)}
+// awsChunkSize is far below MinIO's 16 MiB limit and large enough that framing costs
+// nothing.
+const awsChunkSize = 1 << 20
+
+func newAWSChunked(body *partBody, chunk int64) *awsChunked {
+	c := &awsChunked{body: body, chunk: chunk}
+	c.length = int64(len(c.trailer(0)))
+	for rest := body.size; rest > 0; rest -= min(rest, chunk) {
+		n := min(rest, chunk)
+		c.length += int64(len(strconv.FormatInt(n, 16))) + 2 + n + 2
+	}
+	c.startChunk(body.size, "")
+	return c
+}
+
+// trailer is the framing after the last data chunk's own \r\n.
+func (c *awsChunked) trailer(crc uint32) string {
+	return "0\r\n" + crcTrailerName + ":" + encodeCRC(crc) + "\r\n\r\n"
+}
+
+// startChunk queues the header of the next chunk of at most rest bytes, after prefix.
+func (c *awsChunked) startChunk(rest int64, prefix string) {
+	c.left = min(rest, c.chunk)
+	c.head = []byte(prefix + strconv.FormatInt(c.left, 16) + "\r\n")
 }
 
 func (c *awsChunked) Read(p []byte) (int, error) {
@@ -81,15 +107,26 @@ func (c *awsChunked) Read(p []byte) (int, error) {
 	if c.done {
 		return 0, io.EOF
 	}
-	n, err := c.body.Read(p)
-	if err == io.EOF {
-		crc, ok := c.body.CRC()
-		if !ok {
-			return n, fmt.Errorf("BUG: s3: part body was not read in order")
+	n, err := c.body.Read(p[:min(int64(len(p)), c.left)])
+	c.left -= int64(n)
+	if err != nil && err != io.EOF {
+		return n, err
+	}
+	if c.left > 0 {
+		if err == io.EOF {
+			return n, fmt.Errorf("BUG: s3: part body ended %d bytes early", c.left)
 		}
-		c.head = []byte("\r\n0\r\n" + crcTrailerName + ":" + encodeCRC(crc) + "\r\n\r\n")
-		c.done = true
 		return n, nil
 	}
-	return n, err
+	if rest := c.body.size - c.body.pos; rest > 0 {
+		c.startChunk(rest, "\r\n")
+		return n, nil
+	}
+	crc, ok := c.body.CRC()
+	if !ok {
+		return n, fmt.Errorf("BUG: s3: part body was not read in order")
+	}
+	c.head = []byte("\r\n" + c.trailer(crc))
+	c.done = true
+	return n, nil
 }

@@ -142,6 +142,7 @@ func TestS3(t *testing.T) {
 			t.Run("Secrets", func(t *testing.T) { testSecrets(t, srv, driver, pool) })
 			t.Run("ObjectChanged", func(t *testing.T) { testObjectChanged(t, srv, driver, pool) })
 			t.Run("ConcurrencyLimit", func(t *testing.T) { testConcurrencyLimit(t, srv, driver, pool) })
+			t.Run("LargeParts", func(t *testing.T) { testLargeParts(t, srv, driver, pool) })
 		})
 	}
 }
@@ -516,5 +517,23 @@ func TestTLS(t *testing.T) {
 		if err := untrusting.Check(testCtx(t)); err == nil || !strings.Contains(err.Error(), "certificate") {
 			t.Fatalf("%s without the CA: Check = %v, want a certificate error", driver, err)
 		}
+	}
+}
+
+// testLargeParts: parts larger than MinIO's 16 MiB aws-chunked limit go through.
+func testLargeParts(t *testing.T, srv *miniotest.Server, driver string, pool *bufpool.Pool) {
+	cfg := serverConfig(srv, driver)
+	cfg.PartSize = 20 << 20
+	b := newBackend(t, cfg, pool)
+	data := segmenttest.Data(20, 25<<20)
+	key := segment.Key("node1/large-parts")
+	crc := copyPut(t, b, pool, key, bytes.NewReader(data), int64(len(data)))
+	if crc != crc32.Checksum(data, segment.Castagnoli) || !bytes.Equal(readAll(t, b, key), data) {
+		t.Fatal("content or CRC differs")
+	}
+	w := b.object(key)
+	o, err := b.d.head(testCtx(t), w)
+	if err != nil || o.checksumType != "FULL_OBJECT" {
+		t.Fatalf("head = %+v, %v", o, err)
 	}
 }

@@ -37,7 +37,8 @@ import (
 // One upload at a time runs for every size; 16 concurrent uploads (of the same file, to
 // 16 keys) for sizes up to 256 MiB, so that MinIO never holds more than 4 GiB at once (the
 // disk here runs out near 16 GiB). The files are made in a temporary directory on disk. tierd runs with the default memory
-// configuration of DESIGN.md: a 64 MiB pool of 8 MiB buffers.
+// configuration of DESIGN.md: a 64 MiB pool of 8 MiB buffers, and parts of the buffer size
+// unless TIERD_BENCH_S3_PART_SIZE says otherwise.
 func BenchmarkUpload(b *testing.B) {
 	sizes := benchSizes(b)
 	srv := miniotest.Start(b)
@@ -48,10 +49,15 @@ func BenchmarkUpload(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer pool.Close()
+	partSize := int64(0) // the buffer size
+	if v := os.Getenv("TIERD_BENCH_S3_PART_SIZE"); v != "" {
+		partSize = parseSize(b, v)
+	}
 	backends := map[string]*Backend{}
 	for _, d := range drivers {
 		cfg := serverConfig(srv, d)
 		cfg.Prefix = "bench"
+		cfg.PartSize = partSize
 		be, err := New(context.Background(), cfg, "node1", pool, zap.NewNop())
 		if err != nil {
 			b.Fatal(err)
@@ -87,20 +93,25 @@ func benchSizes(b *testing.B) []int64 {
 	}
 	var sizes []int64
 	for _, s := range strings.Split(spec, ",") {
-		s = strings.TrimSpace(s)
-		mult := int64(1)
-		for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
-			if v, ok := strings.CutSuffix(s, suffix); ok {
-				s, mult = v, m
-			}
-		}
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n <= 0 {
-			b.Fatalf("TIERD_BENCH_S3_SIZES: bad size %q", s)
-		}
-		sizes = append(sizes, n*mult)
+		sizes = append(sizes, parseSize(b, s))
 	}
 	return sizes
+}
+
+// parseSize parses "123", "64KiB", "8MiB" or "1GiB".
+func parseSize(b *testing.B, s string) int64 {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if v, ok := strings.CutSuffix(s, suffix); ok {
+			s, mult = v, m
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		b.Fatalf("bad size %q", s)
+	}
+	return n * mult
 }
 
 func humanSize(n int64) string {

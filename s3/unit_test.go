@@ -87,24 +87,30 @@ func TestEncodeDecodeCRC(t *testing.T) {
 
 func TestAWSChunkedEncoding(t *testing.T) {
 	data := []byte("hello, trailing checksum")
-	var read atomic.Int64
-	body := newPartBody(context.Background(), bytes.NewReader(data), 0, int64(len(data)), nil, &read)
-	enc := newAWSChunked(body)
-	got, err := io.ReadAll(iotestOneByte{enc})
-	if err != nil {
-		t.Fatal(err)
+	trailer := fmt.Sprintf("0\r\nx-amz-checksum-crc32c:%s\r\n\r\n", encodeCRC(crc32.Checksum(data, segment.Castagnoli)))
+	f := func(chunk int64, want string) {
+		t.Helper()
+		var read atomic.Int64
+		body := newPartBody(context.Background(), bytes.NewReader(data), 0, int64(len(data)), nil, &read)
+		enc := newAWSChunked(body, chunk)
+		got, err := io.ReadAll(iotestOneByte{enc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != want {
+			t.Fatalf("chunk %d: encoded\n%q\nwant\n%q", chunk, got, want)
+		}
+		if int64(len(got)) != enc.length {
+			t.Fatalf("chunk %d: announced length %d, encoded %d", chunk, enc.length, len(got))
+		}
+		if read.Load() != int64(len(data)) {
+			t.Fatalf("chunk %d: source read %d bytes, want %d", chunk, read.Load(), len(data))
+		}
 	}
-	want := fmt.Sprintf("%x\r\n%s\r\n0\r\nx-amz-checksum-crc32c:%s\r\n\r\n", len(data), data,
-		encodeCRC(crc32.Checksum(data, segment.Castagnoli)))
-	if string(got) != want {
-		t.Fatalf("encoded\n%q\nwant\n%q", got, want)
-	}
-	if int64(len(got)) != enc.length {
-		t.Fatalf("announced length %d, encoded %d", enc.length, len(got))
-	}
-	if read.Load() != int64(len(data)) {
-		t.Fatalf("source read %d bytes, want %d", read.Load(), len(data))
-	}
+	f(1<<20, "18\r\nhello, trailing checksum\r\n"+trailer)
+	f(24, "18\r\nhello, trailing checksum\r\n"+trailer)
+	f(10, "a\r\nhello, tra\r\na\r\niling chec\r\n4\r\nksum\r\n"+trailer)
+	f(8, "8\r\nhello, t\r\n8\r\nrailing \r\n8\r\nchecksum\r\n"+trailer)
 }
 
 // iotestOneByte reads one byte at a time, the worst case for the encoder's state machine.
