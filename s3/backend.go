@@ -46,7 +46,7 @@ var _ segment.Backend = (*Backend)(nil)
 
 // New returns the tier described by cfg for node (the first component of the keys it
 // reaps). It contacts no server; Check does. Bulk bytes of pushed writes come from pool,
-// whose buffers must be at least MinPartSize.
+// whose buffers must be at least MinPartSize. log is used as given (the caller names it).
 func New(ctx context.Context, cfg Config, node string, pool *bufpool.Pool, log *zap.Logger) (*Backend, error) {
 	if pool == nil || log == nil {
 		return nil, errors.New("s3: New needs a pool and a logger")
@@ -104,7 +104,7 @@ func New(ctx context.Context, cfg Config, node string, pool *bufpool.Pool, log *
 	}
 	tc := transportConfig{roots: roots, conns: cfg.PartConcurrency * max(cfg.Concurrency, 4)}
 	b := &Backend{
-		prefix: prefix, node: node, pool: pool, log: log.Named("s3"),
+		prefix: prefix, node: node, pool: pool, log: log,
 		partSize: cfg.PartSize, partConc: cfg.PartConcurrency, putMax: min(cfg.PartSize, bs),
 		rate: NewRateLimiter(cfg.RateLimit), gate: NewGate(cfg.Concurrency), onUpload: cfg.OnUpload,
 		orphans: map[upload]struct{}{},
