@@ -1,0 +1,242 @@
+package compactor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"sort"
+
+	"github.com/tierd/tierd/bufpool"
+	"github.com/tierd/tierd/index"
+	"github.com/tierd/tierd/segment"
+)
+
+// Options configure a compaction.
+type Options struct {
+	// Slots and Items are the IndexFile's geometry, the broker's maxHashSlotNum and
+	// maxIndexNum, which the file does not record. 0 means the broker's default.
+	Slots, Items int
+	// Pool provides every bulk buffer. It must hold at least 2 buffers; its buffer size
+	// also bounds the directory (2^bits * 8 bytes fit one buffer).
+	Pool *bufpool.Pool
+	// MaxBuffers caps the pool buffers a compaction holds at once, at least 2: one for the
+	// directory and input reads, the rest for the output window. More buffers mean fewer
+	// passes over the input. 0: half the pool, at least 2.
+	MaxBuffers int
+	// Progress, if set, is called after every read of the input with the bytes read so far
+	// and the total the compaction reads: until the counting pass ends that is the file's
+	// size, then the exact total of all passes.
+	Progress func(done, total int64)
+}
+
+// Result describes a finished compaction (or trim).
+type Result struct {
+	// Header is the compacted index's header (Compact only).
+	Header index.TixHeader
+	// Size and CRC32C describe the bytes written.
+	Size   int64
+	CRC32C uint32
+	// LocalSize and LocalCRC32C describe the whole input file.
+	LocalSize   int64
+	LocalCRC32C uint32
+	// Entries is the number of items (IndexFile) or used entries (Kafka index) written.
+	Entries int
+	// Passes counts the reads of the input: the counting pass, then one per output window
+	// holding items (Compact); the scan and the copy (Trim).
+	Passes int
+	// Buffers is the number of pool buffers held for the output window (Compact).
+	Buffers int
+}
+
+// ErrTooFewBuffers means the pool cannot ever lend the two buffers a compaction needs.
+var ErrTooFewBuffers = errors.New("compaction needs at least 2 pool buffers")
+
+// Compact compacts the RocketMQ IndexFile src of srcSize bytes into tierd's compacted
+// index format. After the counting pass it calls create once with the exact output size,
+// then writes the output into the Writer create returned, whole pool buffers at a time. It
+// neither commits nor aborts that Writer (the caller, who holds it, does; as with
+// segment.Copy).
+//
+// The first pass reads the whole file (its CRC-32C is Result.LocalCRC32C; slot heads and
+// items are validated as index.IndexFile's reader does); every further pass reads only
+// the used items, best from the page cache (open a posix source with DropAtClose). The
+// output depends only on the file and the pool's buffer size, never on how many buffers
+// were free.
+func Compact(ctx context.Context, src io.ReaderAt, srcSize int64, opts Options, create func(size int64) (segment.Writer, error)) (Result, error) {
+	if opts.Slots == 0 {
+		opts.Slots = index.DefaultIndexSlots
+	}
+	if opts.Items == 0 {
+		opts.Items = index.DefaultIndexItems
+	}
+	if opts.Pool == nil {
+		return Result{}, errors.New("compact index file: no buffer pool")
+	}
+	ix, err := index.OpenIndexFile(src, srcSize, opts.Slots, opts.Items)
+	if err != nil {
+		return Result{}, fmt.Errorf("compact index file: %w", err)
+	}
+	bsize := opts.Pool.BufferSize()
+	nbits := index.TixBits(ix.Len(), maxBits(bsize))
+	nb := 1 << nbits
+	// The largest output this file can make sizes the window: no more buffers than that.
+	upper := index.TixHeaderSize + int64(ix.Len())*index.TixMaxRecordSize + int64(nb+1)*index.TixDirEntrySize
+	want := 1 + int(min((upper+int64(bsize)-1)/int64(bsize), int64(maxBuffers(opts)-1)))
+	bufs, err := acquire(ctx, opts.Pool, want)
+	if err != nil {
+		return Result{}, fmt.Errorf("compact index file: %w", err)
+	}
+	defer func() {
+		for _, b := range bufs {
+			if b != nil {
+				b.Release()
+			}
+		}
+	}()
+	c := &compaction{
+		ctx: ctx, src: src, srcSize: srcSize, ix: ix, n: ix.Len(), bits: nbits, nb: nb,
+		progress: opts.Progress, total: srcSize,
+	}
+	dir := bufs[0].Bytes()
+	c.first = u32s(dir[:4*nb])
+	c.cur = u32s(dir[4*nb : 8*nb])
+	clear(c.first)
+	clear(c.cur)
+	if rest := dir[8*nb:]; len(rest) >= maxHeapRead {
+		c.in = rest[:len(rest)/index.IndexItemSize*index.IndexItemSize]
+	} else {
+		c.in = make([]byte, maxHeapRead/index.IndexItemSize*index.IndexItemSize)
+	}
+	if err := c.count(); err != nil {
+		return Result{}, fmt.Errorf("compact index file: %w", err)
+	}
+	size := c.h.Size()
+	// Give back window buffers the exact size does not need.
+	keep := 1 + int(min(int64(len(bufs)-1), (size+int64(bsize)-1)/int64(bsize)))
+	for i := keep; i < len(bufs); i++ {
+		bufs[i].Release()
+		bufs[i] = nil
+	}
+	c.win = newWindow(bufs[1:keep], bsize)
+	c.planPasses(size)
+	w, err := create(size)
+	if err != nil {
+		return Result{}, err
+	}
+	crc, err := c.write(w, size)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{
+		Header: c.h, Size: size, CRC32C: crc, LocalSize: srcSize, LocalCRC32C: c.h.SourceCRC32C,
+		Entries: c.n, Passes: c.passes, Buffers: keep - 1,
+	}, nil
+}
+
+// maxHeapRead is the input buffer taken from the heap when the directory buffer has no
+// room for one: the largest per-call buffer tierd allocates in I/O paths.
+const maxHeapRead = 64 << 10
+
+// maxBits returns the most bucket bits whose counts and cursors (8 bytes per bucket) fit a
+// buffer of bsize bytes.
+func maxBits(bsize int) int { return bits.Len(uint(bsize/8)) - 1 }
+
+func maxBuffers(opts Options) int {
+	n := opts.MaxBuffers
+	if n <= 0 {
+		n = opts.Pool.Capacity() / 2
+	}
+	return max(n, 2)
+}
+
+// compaction is the state of one Compact call.
+type compaction struct {
+	ctx     context.Context
+	src     io.ReaderAt
+	srcSize int64
+	ix      *index.IndexFile
+	n       int // items
+	bits    int
+	nb      int // buckets
+	// first holds per-bucket item counts during the counting pass, then the index of each
+	// bucket's first item.
+	first []uint32
+	// cur holds, for the buckets of the window being filled, the next record index to fill
+	// (counting down from the bucket's end); once a bucket is written out, its CRC-32C.
+	cur   []uint32
+	in    []byte // input reads, whole items
+	// itemsCRC is the CRC-32C of the written items as the counting pass read them: every
+	// later pass must read the same bytes.
+	itemsCRC uint32
+	win   window
+	h     index.TixHeader
+	codec index.TixCodec
+
+	progress    func(done, total int64)
+	done, total int64
+	passes      int
+}
+
+// bucketEnd returns the index after bucket b's last item.
+func (c *compaction) bucketEnd(b int) uint32 {
+	if b+1 < c.nb {
+		return c.first[b+1]
+	}
+	return uint32(c.n)
+}
+
+// bucketOf returns the bucket holding record r (0 <= r < n): the last bucket starting at
+// or before r, which is never empty.
+func (c *compaction) bucketOf(r int64) int {
+	return sort.Search(c.nb, func(b int) bool { return int64(c.first[b]) > r }) - 1
+}
+
+// read reads [off, end) of the source in pieces of len(c.in) and hands each to fn.
+func (c *compaction) read(off, end int64, fn func(p []byte, off int64) error) error {
+	for off < end {
+		if err := c.ctx.Err(); err != nil {
+			return err
+		}
+		p := c.in[:min(int64(len(c.in)), end-off)]
+		n, err := c.src.ReadAt(p, off)
+		if n < len(p) {
+			if err == nil || errors.Is(err, io.EOF) {
+				return fmt.Errorf("read index file at %d: %w", off+int64(n), segment.ErrSourceChanged)
+			}
+			return fmt.Errorf("read index file at %d: %w", off+int64(n), err)
+		}
+		c.done += int64(len(p))
+		if c.progress != nil {
+			c.progress(c.done, c.total)
+		}
+		if err := fn(p, off); err != nil {
+			return err
+		}
+		off += int64(len(p))
+	}
+	return nil
+}
+
+// itemsOffset returns where item n of the source lives.
+func (c *compaction) itemsOffset(n int) int64 {
+	return index.IndexHeaderSize + int64(c.ix.SlotNum())*index.IndexSlotSize + int64(n)*index.IndexItemSize
+}
+
+// planPasses counts the windows that hold items (each is one pass over the input) and
+// fixes the total the progress reports.
+func (c *compaction) planPasses(size int64) {
+	c.passes = 1
+	span := c.win.span()
+	for ws := int64(0); ws < size; ws += span {
+		if c.windowRecords(ws, min(ws+span, size)) {
+			c.total += int64(c.n) * index.IndexItemSize
+		}
+	}
+}
+
+// windowRecords reports whether the window [ws, we) of the output holds item records.
+func (c *compaction) windowRecords(ws, we int64) bool {
+	return c.n > 0 && ws < c.h.DirOffset() && we > index.TixHeaderSize
+}
