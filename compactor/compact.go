@@ -165,14 +165,14 @@ type compaction struct {
 	first []uint32
 	// cur holds, for the buckets of the window being filled, the next record index to fill
 	// (counting down from the bucket's end); once a bucket is written out, its CRC-32C.
-	cur   []uint32
-	in    []byte // input reads, whole items
+	cur []uint32
+	in  []byte // input reads, whole items
 	// itemsCRC is the CRC-32C of the written items as the counting pass read them: every
 	// later pass must read the same bytes.
 	itemsCRC uint32
-	win   window
-	h     index.TixHeader
-	codec index.TixCodec
+	win      window
+	h        index.TixHeader
+	codec    index.TixCodec
 
 	progress    func(done, total int64)
 	done, total int64
