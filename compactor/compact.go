@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"runtime"
 	"sort"
+	"sync"
+	"time"
 
 	"github.com/tierd/tierd/bufpool"
 	"github.com/tierd/tierd/index"
@@ -25,9 +28,13 @@ type Options struct {
 	// directory and input reads, the rest for the output window. More buffers mean fewer
 	// passes over the input. 0: half the pool, at least 2.
 	MaxBuffers int
+	// Parallel is the number of goroutines that fill an output window, each scanning its
+	// own half of the items: 1 or 2 (0: 2 when GOMAXPROCS allows and the file is large
+	// enough to gain from it). The output is the same either way.
+	Parallel int
 	// Progress, if set, is called after every read of the input with the bytes read so far
 	// and the total the compaction reads: until the counting pass ends that is the file's
-	// size, then the exact total of all passes.
+	// size, then the exact total of all passes. Calls never overlap.
 	Progress func(done, total int64)
 }
 
@@ -48,7 +55,12 @@ type Result struct {
 	Passes int
 	// Buffers is the number of pool buffers held for the output window (Compact).
 	Buffers int
+	// CountTime, FillTime and WriteTime split a compaction's time: the counting pass, the
+	// passes that fill the output windows, and the Writer's Write calls.
+	CountTime, FillTime, WriteTime time.Duration
 }
+
+var errNoPool = errors.New("no buffer pool")
 
 // ErrTooFewBuffers means the pool cannot ever lend the two buffers a compaction needs.
 var ErrTooFewBuffers = errors.New("compaction needs at least 2 pool buffers")
@@ -72,7 +84,7 @@ func Compact(ctx context.Context, src io.ReaderAt, srcSize int64, opts Options, 
 		opts.Items = index.DefaultIndexItems
 	}
 	if opts.Pool == nil {
-		return Result{}, errors.New("compact index file: no buffer pool")
+		return Result{}, fmt.Errorf("compact index file: %w", errNoPool)
 	}
 	ix, err := index.OpenIndexFile(src, srcSize, opts.Slots, opts.Items)
 	if err != nil {
@@ -99,19 +111,33 @@ func Compact(ctx context.Context, src io.ReaderAt, srcSize int64, opts Options, 
 		ctx: ctx, src: src, srcSize: srcSize, ix: ix, n: ix.Len(), bits: nbits, nb: nb,
 		progress: opts.Progress, total: srcSize,
 	}
+	// The directory buffer: four per-bucket arrays (maxBits leaves room for them), then
+	// input reads, 4 KiB-aligned for O_DIRECT; 64 KiB of heap per part when the directory
+	// leaves less room than that.
 	dir := bufs[0].Bytes()
-	c.first = u32s(dir[:4*nb])
-	c.cur = u32s(dir[4*nb : 8*nb])
-	clear(c.first)
-	clear(c.cur)
-	if rest := dir[8*nb:]; len(rest) >= maxHeapRead {
-		c.in = rest[:len(rest)/index.IndexItemSize*index.IndexItemSize]
-	} else {
-		c.in = make([]byte, maxHeapRead/index.IndexItemSize*index.IndexItemSize)
+	arrays := u32s(dir[:bucketBytes*nb])
+	clear(arrays)
+	c.first, c.cur, c.cur2, c.before = arrays[:nb], arrays[nb:2*nb], arrays[2*nb:3*nb], arrays[3*nb:]
+	c.parts = c.splitParts(opts.Parallel)
+	in := dir[(bucketBytes*nb+directAlign-1)/directAlign*directAlign:]
+	for k := range c.parts {
+		if per := len(in) / len(c.parts) / directAlign * directAlign; per >= maxHeapRead {
+			c.parts[k].in = in[k*per : (k+1)*per]
+		} else {
+			c.parts[k].in = make([]byte, maxHeapRead)
+		}
 	}
+	// The counting pass reads through the first part's buffer and the second's, when they
+	// are adjacent: twice the room.
+	c.in = c.parts[0].in
+	if len(c.parts) == 2 && len(in) >= 2*maxHeapRead {
+		c.in = in[:len(c.parts[0].in)+len(c.parts[1].in)]
+	}
+	start := time.Now()
 	if err := c.count(); err != nil {
 		return Result{}, fmt.Errorf("compact index file: %w", err)
 	}
+	c.countTime = time.Since(start)
 	size := c.h.Size()
 	// Give back window buffers the exact size does not need.
 	keep := 1 + int(min(int64(len(bufs)-1), (size+int64(bsize)-1)/int64(bsize)))
@@ -132,6 +158,7 @@ func Compact(ctx context.Context, src io.ReaderAt, srcSize int64, opts Options, 
 	return Result{
 		Header: c.h, Size: size, CRC32C: crc, LocalSize: srcSize, LocalCRC32C: c.h.SourceCRC32C,
 		Entries: c.n, Passes: c.passes, Buffers: keep - 1,
+		CountTime: c.countTime, FillTime: c.fillTime, WriteTime: c.writeTime,
 	}, nil
 }
 
@@ -139,9 +166,42 @@ func Compact(ctx context.Context, src io.ReaderAt, srcSize int64, opts Options, 
 // room for one: the largest per-call buffer tierd allocates in I/O paths.
 const maxHeapRead = 64 << 10
 
-// maxBits returns the most bucket bits whose counts and cursors (8 bytes per bucket) fit a
-// buffer of bsize bytes.
-func maxBits(bsize int) int { return bits.Len(uint(bsize/8)) - 1 }
+// bucketBytes is the memory a compaction holds per bucket: the first item index, the
+// cursor (then CRC-32C) of the first part, the cursor of the second, and the second
+// part's start (the bucket's items in the first part).
+const bucketBytes = 16
+
+// maxBits returns the most bucket bits whose per-bucket arrays fit a buffer of bsize
+// bytes. It depends on nothing but bsize, so the output does not depend on Parallel.
+func maxBits(bsize int) int { return bits.Len(uint(bsize/bucketBytes)) - 1 }
+
+// minParallelItems is the smallest file whose windows are filled by two goroutines.
+const minParallelItems = 1 << 16
+
+// splitParts splits the items into the parts the filling passes scan in parallel.
+func (c *compaction) splitParts(parallel int) []part {
+	if parallel <= 0 {
+		parallel = 1
+		if runtime.GOMAXPROCS(0) >= 2 && c.n >= minParallelItems {
+			parallel = 2
+		}
+	}
+	if parallel >= 2 && c.n >= 2 {
+		mid := 1 + c.n/2
+		return []part{{first: 1, end: mid}, {first: mid, end: c.n + 1}}
+	}
+	return []part{{first: 1, end: c.n + 1}}
+}
+
+// part is a run of the source's items [first, end) (item numbers) that one goroutine
+// scans in each filling pass, with its own input buffer.
+type part struct {
+	first, end int
+	in         []byte
+	// crc is the CRC-32C of the part's items as the counting pass read them: every later
+	// pass must read the same bytes.
+	crc uint32
+}
 
 func maxBuffers(opts Options) int {
 	n := opts.MaxBuffers
@@ -163,20 +223,25 @@ type compaction struct {
 	// first holds per-bucket item counts during the counting pass, then the index of each
 	// bucket's first item.
 	first []uint32
-	// cur holds, for the buckets of the window being filled, the next record index to fill
-	// (counting down from the bucket's end); once a bucket is written out, its CRC-32C.
+	// cur holds, for the buckets of the window being filled, the first part's cursor: the
+	// next record index to fill, counting down from the bucket's end. Once a bucket is
+	// written out, it holds its CRC-32C.
 	cur []uint32
-	in  []byte // input reads, whole items
-	// itemsCRC is the CRC-32C of the written items as the counting pass read them: every
-	// later pass must read the same bytes.
-	itemsCRC uint32
-	win      window
-	h        index.TixHeader
-	codec    index.TixCodec
+	// cur2 is the second part's cursor, before the number of the bucket's items in the
+	// first part (the second part's records come before them: they are newer).
+	cur2, before []uint32
+	parts        []part
+	in           []byte // the counting pass's reads
+	win          window
+	h            index.TixHeader
+	codec        index.TixCodec
 
+	mu          sync.Mutex // serialises progress reports of parallel parts
 	progress    func(done, total int64)
 	done, total int64
 	passes      int
+
+	countTime, fillTime, writeTime time.Duration
 }
 
 // bucketEnd returns the index after bucket b's last item.
@@ -193,13 +258,14 @@ func (c *compaction) bucketOf(r int64) int {
 	return sort.Search(c.nb, func(b int) bool { return int64(c.first[b]) > r }) - 1
 }
 
-// read reads [off, end) of the source in pieces of len(c.in) and hands each to fn.
-func (c *compaction) read(off, end int64, fn func(p []byte, off int64) error) error {
+// readChunks reads [off, end) of the source in pieces of chunk bytes (at most len(buf))
+// and hands each to fn.
+func (c *compaction) readChunks(ctx context.Context, buf []byte, off, end int64, chunk int, fn func(p []byte, off int64) error) error {
 	for off < end {
-		if err := c.ctx.Err(); err != nil {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		p := c.in[:min(int64(len(c.in)), end-off)]
+		p := buf[:min(int64(chunk), end-off)]
 		n, err := c.src.ReadAt(p, off)
 		if n < len(p) {
 			if err == nil || errors.Is(err, io.EOF) {
@@ -207,16 +273,33 @@ func (c *compaction) read(off, end int64, fn func(p []byte, off int64) error) er
 			}
 			return fmt.Errorf("read index file at %d: %w", off+int64(n), err)
 		}
-		c.done += int64(len(p))
-		if c.progress != nil {
-			c.progress(c.done, c.total)
-		}
+		c.report(int64(len(p)))
 		if err := fn(p, off); err != nil {
 			return err
 		}
 		off += int64(len(p))
 	}
 	return nil
+}
+
+func (c *compaction) report(n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.done += n
+	if c.progress != nil {
+		c.progress(c.done, c.total)
+	}
+}
+
+// itemChunk is the size of item reads into buf: whole items, never a multiple of 4 KiB,
+// so that a source reading with O_DIRECT where it can still reads them through the page
+// cache.
+func itemChunk(buf []byte) int {
+	chunk := len(buf) / index.IndexItemSize * index.IndexItemSize
+	if chunk%directAlign == 0 {
+		chunk -= index.IndexItemSize
+	}
+	return chunk
 }
 
 // itemsOffset returns where item n of the source lives.

@@ -36,24 +36,36 @@ func TestCompactLarge(t *testing.T) {
 	for i := range 30_000 {
 		keys = append(keys, fmt.Sprintf("Topic#k%d", i))
 	}
-	src := buildIndex(t, slots, items, 0, 0, randomPuts(rng, keys, items-1, 1_700_000_000_000))
-	want := reference(t, src, slots, items, 4096)
-	pool := newPool(t, 4096, 4)
-	got, res, err := compactMem(t, src, slots, items, pool, 2)
+	puts := randomPuts(rng, keys, items-1, 1_700_000_000_000)
+	// Drop a few of the newest items so that the directory runs across a buffer boundary.
+	h0, err := index.DecodeTixHeader(reference(t, buildIndex(t, slots, items, 0, 0, puts), slots, items, 4096))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(got, want) {
-		t.Fatal("output differs from the reference")
+	dirSize := int64(h0.Buckets()+1) * index.TixDirEntrySize
+	for (index.TixHeaderSize+int64(len(puts))*int64(h0.RecordSize()))%4096 <= 4096-dirSize {
+		puts = puts[:len(puts)-1]
 	}
-	h := res.Header
-	if dir := int64(h.Buckets()+1) * index.TixDirEntrySize; dir <= 4096 || h.Bits != maxBits(4096) {
-		t.Fatalf("directory of %d bytes (%d bits): the test wants one larger than the window", dir, h.Bits)
+	src := buildIndex(t, slots, items, 0, 0, puts)
+	want := reference(t, src, slots, items, 4096)
+	for _, parallel := range []int{1, 2} {
+		pool := newPool(t, 4096, 4)
+		got, res, err := compactMem(t, src, Options{Slots: slots, Items: items, Pool: pool, MaxBuffers: 2, Parallel: parallel})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("parallel %d: output differs from the reference", parallel)
+		}
+		h := res.Header
+		if dirOff := h.DirOffset(); h.Bits != maxBits(4096) || dirOff/4096 == (h.Size()-1)/4096 {
+			t.Fatalf("directory at %d..%d (%d bits): the test wants one across windows", dirOff, h.Size(), h.Bits)
+		}
+		if res.Passes < 10 || res.Buffers != 1 {
+			t.Fatalf("%d passes with %d window buffers: the test wants many", res.Passes, res.Buffers)
+		}
+		t.Logf("parallel %d: %d items, %d bytes (%.2f B/item), %d passes", parallel, res.Entries, res.Size, float64(res.Size)/float64(res.Entries), res.Passes)
 	}
-	if res.Passes < 10 || res.Buffers != 1 {
-		t.Fatalf("%d passes with %d window buffers: the test wants many", res.Passes, res.Buffers)
-	}
-	t.Logf("%d items, %d bytes (%.2f B/item), %d passes", res.Entries, res.Size, float64(res.Size)/float64(res.Entries), res.Passes)
 }
 
 // TestCompactErrors: a corrupt IndexFile, a source that changes between passes, a failing
@@ -93,6 +105,9 @@ func TestCompactErrors(t *testing.T) {
 	bad.b[36] = 0x7f // indexCount beyond the items
 	f("index count", bad, Options{}, nil, index.ErrCorruptIndex)
 	f("too few buffers", good(), Options{Pool: newPool(t, 4096, 1)}, nil, ErrTooFewBuffers)
+	if _, err := Compact(ctx, good(), good().size(), Options{Slots: slots, Items: items}, nil); !errors.Is(err, errNoPool) {
+		t.Fatalf("no pool: %v", err)
+	}
 
 	// The source changes after the counting pass (create is called between the counting
 	// pass and the first window): an item moves to another bucket.

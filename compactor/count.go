@@ -10,46 +10,58 @@ import (
 	"github.com/tierd/tierd/segment"
 )
 
+// directAlign is the alignment O_DIRECT reads need (offset, length, memory).
+const directAlign = 4096
+
 // count is the first pass: it reads the whole IndexFile in order, computing its CRC-32C,
 // checking every slot head and item as index.IndexFile's reader does, counting the items
 // of each bucket and the ranges of their offsets and time diffs. It ends with c.h set and
 // c.first holding every bucket's first item index.
+//
+// Reads outside the items are aligned (offset, length and buffer on 4 KiB) so that a
+// source reading with O_DIRECT where it can (posix.ReadOptions.Direct) keeps the slot
+// table and the preallocated tail out of the page cache, and reads holes without filling
+// the cache with zero pages; the items are read unaligned, through the page cache, where
+// the later passes find them.
 func (c *compaction) count() error {
 	hdr := c.ix.Header()
 	var crc uint32
 	minPhy, maxPhy := int64(math.MaxInt64), int64(math.MinInt64)
 	minTD, maxTD := int32(math.MaxInt32), int32(math.MinInt32)
 	be := binary.BigEndian
+	slotsEnd := c.itemsOffset(0)
+	firstItem, itemsEnd := c.itemsOffset(1), c.itemsOffset(c.n+1)
 
-	// Header and slot table: every head is 0 or a written item.
-	slotsEnd := int64(index.IndexHeaderSize) + int64(c.ix.SlotNum())*index.IndexSlotSize
-	err := c.read(0, slotsEnd, func(p []byte, off int64) error {
+	// Header, slot table and item 0: every slot head is 0 or a written item.
+	other := func(p []byte, off int64) error {
 		crc = crc32.Update(crc, segment.Castagnoli, p)
-		for i := max(0, index.IndexHeaderSize-off); i+index.IndexSlotSize <= int64(len(p)); i += index.IndexSlotSize {
-			head := int32(be.Uint32(p[i:]))
+		lo, hi := max(off, index.IndexHeaderSize), min(off+int64(len(p)), slotsEnd)
+		for o := lo; o+index.IndexSlotSize <= hi; o += index.IndexSlotSize {
+			head := int32(be.Uint32(p[o-off:]))
 			if head < 0 || (head > 0 && head >= hdr.IndexCount) {
-				slot := (off + i - index.IndexHeaderSize) / index.IndexSlotSize
+				slot := (o - index.IndexHeaderSize) / index.IndexSlotSize
 				return fmt.Errorf("%w: slot %d points at item %d, items are 1..%d", index.ErrCorruptIndex, slot, head, hdr.IndexCount-1)
 			}
 		}
 		return nil
-	})
-	if err != nil {
+	}
+	aligned := len(c.in) / directAlign * directAlign
+	headEnd := firstItem / directAlign * directAlign
+	if err := c.readChunks(c.ctx, c.in, 0, headEnd, aligned, other); err != nil {
 		return err
 	}
-	// Item 0 (never written) and the written items.
-	itemsEnd := c.itemsOffset(c.n + 1)
-	firstItem := c.itemsOffset(1)
-	number := int32(0)
-	err = c.read(c.itemsOffset(0), itemsEnd, func(p []byte, off int64) error {
+	if err := c.readChunks(c.ctx, c.in, headEnd, firstItem, aligned, other); err != nil {
+		return err
+	}
+	// The written items, part by part; the second part's start is noted per bucket.
+	number := int32(1)
+	pt := &c.parts[0]
+	items := func(p []byte, _ int64) error {
 		crc = crc32.Update(crc, segment.Castagnoli, p)
-		c.itemsCRC = crc32.Update(c.itemsCRC, segment.Castagnoli, p[min(int64(len(p)), max(0, firstItem-off)):])
+		pt.crc = crc32.Update(pt.crc, segment.Castagnoli, p)
 		for i := 0; i+index.IndexItemSize <= len(p); i += index.IndexItemSize {
 			n := number
 			number++
-			if n == 0 {
-				continue
-			}
 			q := p[i : i+index.IndexItemSize]
 			keyHash := int32(be.Uint32(q))
 			phy := int64(be.Uint64(q[4:]))
@@ -63,22 +75,31 @@ func (c *compaction) count() error {
 			case prev < 0 || prev >= n:
 				return fmt.Errorf("%w: item %d links to item %d, not to an older one", index.ErrCorruptIndex, n, prev)
 			}
-			b, _ := index.TixBucket(keyHash, c.bits)
-			c.first[b]++
+			c.first[fmix32(uint32(keyHash))>>c.shift()]++
 			minPhy, maxPhy = min(minPhy, phy), max(maxPhy, phy)
 			minTD, maxTD = min(minTD, td), max(maxTD, td)
 		}
 		return nil
-	})
-	if err != nil {
-		return err
+	}
+	for k := range c.parts {
+		pt = &c.parts[k]
+		if k == 1 {
+			copy(c.before, c.first)
+		}
+		if err := c.readChunks(c.ctx, c.in, c.itemsOffset(pt.first), c.itemsOffset(pt.end), itemChunk(c.in), items); err != nil {
+			return err
+		}
 	}
 	// The preallocated tail: only its checksum matters.
-	err = c.read(itemsEnd, c.srcSize, func(p []byte, _ int64) error {
+	tail := func(p []byte, _ int64) error {
 		crc = crc32.Update(crc, segment.Castagnoli, p)
 		return nil
-	})
-	if err != nil {
+	}
+	tailStart := min(c.srcSize, (itemsEnd+directAlign-1)/directAlign*directAlign)
+	if err := c.readChunks(c.ctx, c.in, itemsEnd, tailStart, aligned, tail); err != nil {
+		return err
+	}
+	if err := c.readChunks(c.ctx, c.in, tailStart, c.srcSize, aligned, tail); err != nil {
 		return err
 	}
 	if c.n == 0 {
@@ -104,3 +125,6 @@ func (c *compaction) count() error {
 	}
 	return nil
 }
+
+// shift is the right shift that turns a mixed key hash into its bucket.
+func (c *compaction) shift() uint { return uint(32 - c.bits) }

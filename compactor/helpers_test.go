@@ -117,12 +117,12 @@ func newPool(t testing.TB, bufSize, n int) *bufpool.Pool {
 }
 
 // compactMem compacts src and returns the output bytes and the result.
-func compactMem(t testing.TB, src *memFile, slots, items int, pool *bufpool.Pool, maxBuffers int) ([]byte, Result, error) {
+func compactMem(t testing.TB, src *memFile, opts Options) ([]byte, Result, error) {
 	t.Helper()
 	var w *memWriter
-	res, err := Compact(context.Background(), src, src.size(), Options{Slots: slots, Items: items, Pool: pool, MaxBuffers: maxBuffers},
+	res, err := Compact(context.Background(), src, src.size(), opts,
 		func(size int64) (segment.Writer, error) {
-			w = &memWriter{t: t, size: size, bufSize: pool.BufferSize()}
+			w = &memWriter{t: t, size: size, bufSize: opts.Pool.BufferSize()}
 			return w, nil
 		})
 	if err != nil {

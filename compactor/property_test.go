@@ -75,7 +75,7 @@ func TestCompactedLookupsEqualChainWalk(t *testing.T) {
 	pool := keyPool(t)
 	absent := []string{"T#absent", "Orders#nope", "x"}
 	geometries := []struct{ slots, items int }{{1, 2}, {1, 40}, {3, 17}, {7, 300}, {64, 1000}, {97, 513}, {500, 800}}
-	pools := []struct{ bufSize, n, max int }{{4096, 2, 2}, {4096, 4, 3}, {8192, 3, 0}, {64 << 10, 8, 8}}
+	pools := []struct{ bufSize, n, max, parallel int }{{4096, 2, 2, 1}, {4096, 4, 3, 2}, {8192, 3, 0, 2}, {64 << 10, 8, 8, 0}}
 	lookups, hits, maxPasses := 0, 0, 0
 	for _, g := range geometries {
 		for _, fill := range []int{0, 1, (g.items - 1) / 2, g.items - 1} {
@@ -90,7 +90,7 @@ func TestCompactedLookupsEqualChainWalk(t *testing.T) {
 			var outs [][]byte
 			for _, p := range pools {
 				bp := newPool(t, p.bufSize, p.n)
-				out, res, err := compactMem(t, src, g.slots, g.items, bp, p.max)
+				out, res, err := compactMem(t, src, Options{Slots: g.slots, Items: g.items, Pool: bp, MaxBuffers: p.max, Parallel: p.parallel})
 				if err != nil {
 					t.Fatalf("%s: compact with %d x %d B buffers: %v", name, p.n, p.bufSize, err)
 				}
@@ -196,7 +196,7 @@ func TestNonMonotonicTimes(t *testing.T) {
 		{"T#a", 300, base + 60_000},
 	}
 	src := buildIndex(t, 1, 10, 0, 0, puts) // one slot: one chain
-	out, _, err := compactMem(t, src, 1, 10, newPool(t, 4096, 2), 0)
+	out, _, err := compactMem(t, src, Options{Slots: 1, Items: 10, Pool: newPool(t, 4096, 2)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,13 @@
 package compactor
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
+	"sync"
+	"time"
 
 	"github.com/tierd/tierd/index"
 	"github.com/tierd/tierd/segment"
@@ -32,9 +36,11 @@ func (c *compaction) write(out segment.Writer, size int64) (uint32, error) {
 			rLo := max(0, (ws-index.TixHeaderSize)/recSize)
 			rHi := min(int64(c.n), (we-index.TixHeaderSize+recSize-1)/recSize)
 			bLo, bHi := c.bucketOf(rLo), c.bucketOf(rHi-1)
+			start := time.Now()
 			if err := c.fill(rLo, rHi, bLo, bHi); err != nil {
 				return 0, err
 			}
+			c.fillTime += time.Since(start)
 			for b := bLo; b <= bHi; b++ {
 				lo := index.TixHeaderSize + int64(c.first[b])*recSize
 				hi := index.TixHeaderSize + int64(c.bucketEnd(b))*recSize
@@ -57,62 +63,115 @@ func (c *compaction) write(out segment.Writer, size int64) (uint32, error) {
 			c.putDir(dirOff, dirCRC)
 		}
 		var err error
+		start := time.Now()
 		if crc, err = c.win.flush(out, crc); err != nil {
 			return 0, fmt.Errorf("write compacted index: %w", err)
 		}
+		c.writeTime += time.Since(start)
 	}
 	return crc, nil
 }
 
 // fill is one pass over the source's items: it places the records rLo..rHi-1, which
-// belong to buckets bLo..bHi. Within a bucket, records run newest first: the bucket's
-// cursor starts at its end and counts down as its items arrive, oldest first.
+// belong to buckets bLo..bHi, each part of the items scanned by its own goroutine.
+// Within a bucket, records run newest first: a part's cursor starts at the end of the
+// bucket's records that are older than the part's items and counts down as the part's
+// items of that bucket arrive, oldest first.
 func (c *compaction) fill(rLo, rHi int64, bLo, bHi int) error {
+	c.passes++
 	for b := bLo; b <= bHi; b++ {
 		c.cur[b] = c.bucketEnd(b)
+		if len(c.parts) == 2 {
+			c.cur2[b] = c.cur[b] - c.before[b]
+		}
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	errs := make([]error, len(c.parts))
+	var wg sync.WaitGroup
+	for k := range c.parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[k] = c.fillPart(ctx, k, rLo, rHi, bLo, bHi); errs[k] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs { // a real failure, not the cancel it caused in the other part
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	// Every part placed exactly the items of each bucket it had in the counting pass.
+	for b := bLo; b <= bHi; b++ {
+		ok := c.cur[b] == c.first[b]
+		if len(c.parts) == 2 {
+			ok = c.cur[b] == c.bucketEnd(b)-c.before[b] && c.cur2[b] == c.first[b]
+		}
+		if !ok {
+			return fmt.Errorf("compact index file: %w: bucket %d has fewer items than counted", segment.ErrSourceChanged, b)
+		}
+	}
+	return nil
+}
+
+// fillPart scans part k's items for fill.
+func (c *compaction) fillPart(ctx context.Context, k int, rLo, rHi int64, bLo, bHi int) error {
+	pt := &c.parts[k]
+	cur, last := c.cur, k == len(c.parts)-1
+	if k == 1 {
+		cur = c.cur2
 	}
 	var (
-		be       = binary.BigEndian
-		shift    = uint(32 - c.bits)
-		remMask  = uint32(uint64(1)<<shift - 1)
-		lo, hi   = uint32(bLo), uint32(bHi)
-		minPhy   = c.h.MinPhyOffset
-		maxPhy   = c.h.MaxPhyOffset
-		minTD    = c.h.MinTimeDiff
-		maxTD    = c.h.MaxTimeDiff
-		recSize  = int64(c.codec.Size())
-		tmp      [index.TixMaxRecordSize]byte
-		changed  error
-		firstOff = c.itemsOffset(1)
-		crc      uint32
+		be      = binary.BigEndian
+		shift   = c.shift()
+		remMask = uint32(uint64(1)<<shift - 1)
+		lo, hi  = uint32(bLo), uint32(bHi)
+		minPhy  = c.h.MinPhyOffset
+		maxPhy  = c.h.MaxPhyOffset
+		minTD   = c.h.MinTimeDiff
+		maxTD   = c.h.MaxTimeDiff
+		size    = c.codec.Size()
+		start   = c.itemsOffset(pt.first)
+		changed error
+		crc     uint32
 	)
-	c.passes++
-	err := c.read(firstOff, c.itemsOffset(c.n+1), func(p []byte, off int64) error {
+	err := c.readChunks(ctx, pt.in, start, c.itemsOffset(pt.end), itemChunk(pt.in), func(p []byte, off int64) error {
 		crc = crc32.Update(crc, segment.Castagnoli, p)
 		for i := 0; i+index.IndexItemSize <= len(p); i += index.IndexItemSize {
 			keyHash := be.Uint32(p[i:])
 			m := fmix32(keyHash)
-			b := uint32(uint64(m) >> shift)
+			b := m >> shift
 			if b < lo || b > hi {
 				continue
 			}
-			if c.cur[b] == c.first[b] || int32(keyHash) < 0 {
-				changed = fmt.Errorf("item %d: bucket %d has more items than counted", (off+int64(i)-firstOff)/index.IndexItemSize+1, b)
+			// The part's records of bucket b end where the next part's begin.
+			stop := c.first[b]
+			if !last {
+				stop = c.bucketEnd(int(b)) - c.before[b]
+			}
+			if cur[b] == stop || int32(keyHash) < 0 {
+				changed = fmt.Errorf("item %d: bucket %d has more items than counted", pt.first+int((off+int64(i)-start)/index.IndexItemSize), b)
 				return changed
 			}
-			c.cur[b]--
-			r := int64(c.cur[b])
+			cur[b]--
+			r := int64(cur[b])
 			if r < rLo || r >= rHi {
 				continue
 			}
 			phy := int64(be.Uint64(p[i+4:]))
 			td := int32(be.Uint32(p[i+12:]))
 			if phy < minPhy || phy > maxPhy || td < minTD || td > maxTD {
-				changed = fmt.Errorf("item %d: offset %d or time diff %d outside the counted ranges", (off+int64(i)-firstOff)/index.IndexItemSize+1, phy, td)
+				changed = fmt.Errorf("item %d: offset %d or time diff %d outside the counted ranges", pt.first+int((off+int64(i)-start)/index.IndexItemSize), phy, td)
 				return changed
 			}
-			rec := c.codec.Encode(&tmp, m&remMask, phy, td)
-			c.win.putRecord(index.TixHeaderSize+r*recSize, rec)
+			recHi, recLo := c.codec.Pack(m&remMask, phy, td)
+			c.win.putRecord(index.TixHeaderSize+r*int64(size), recHi, recLo, size)
 		}
 		return nil
 	})
@@ -122,13 +181,8 @@ func (c *compaction) fill(rLo, rHi int64, bLo, bHi int) error {
 	if err != nil {
 		return fmt.Errorf("compact index file: %w", err)
 	}
-	if crc != c.itemsCRC {
+	if crc != pt.crc {
 		return fmt.Errorf("compact index file: %w: its items changed since the counting pass", segment.ErrSourceChanged)
-	}
-	for b := bLo; b <= bHi; b++ {
-		if c.cur[b] != c.first[b] {
-			return fmt.Errorf("compact index file: %w: bucket %d has %d fewer items than counted", segment.ErrSourceChanged, b, c.cur[b]-c.first[b])
-		}
 	}
 	return nil
 }

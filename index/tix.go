@@ -285,13 +285,19 @@ func (c *TixCodec) Size() int { return c.size }
 // The caller guarantees that rem fits the remainder width and that phyOffset and timeDiff
 // lie in the header's ranges.
 func (c *TixCodec) Encode(tmp *[TixMaxRecordSize]byte, rem uint32, phyOffset int64, timeDiff int32) []byte {
-	var hi, lo uint64
-	or128(&hi, &lo, uint64(rem), c.remShift)
-	or128(&hi, &lo, uint64(phyOffset-c.minPhy), c.offShift)
-	lo |= uint64(uint32(timeDiff - c.minTD))
+	hi, lo := c.Pack(rem, phyOffset, timeDiff)
 	binary.BigEndian.PutUint64(tmp[:8], hi)
 	binary.BigEndian.PutUint64(tmp[8:], lo)
 	return tmp[TixMaxRecordSize-c.size:]
+}
+
+// Pack returns the record of one item as a 128-bit number hi:lo, whose last Size bytes,
+// big-endian, are the record (Encode writes them).
+func (c *TixCodec) Pack(rem uint32, phyOffset int64, timeDiff int32) (hi, lo uint64) {
+	or128(&hi, &lo, uint64(rem), c.remShift)
+	or128(&hi, &lo, uint64(phyOffset-c.minPhy), c.offShift)
+	lo |= uint64(uint32(timeDiff - c.minTD))
+	return hi, lo
 }
 
 // Decode decodes the record at the start of b (at least Size bytes).
