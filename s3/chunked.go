@@ -13,16 +13,18 @@ import (
 
 // aws-sdk-go-v2 sends a trailing checksum only over https; over plain http it reads each
 // body twice (once for its checksum and SigV4 payload hash, once to send it). This
-// middleware sends every partBody itself as aws-chunked with an unsigned payload and the
-// CRC-32C in the trailer, over http and https alike, so each body is read exactly once.
+// middleware sends every partBody itself with an unsigned payload, over http and https
+// alike, so each body is read exactly once: as aws-chunked with the CRC-32C in the
+// trailer, or as is when the request already carries its CRC-32C header (single PUTs).
 //
 // It sits in the Finalize step right after Retry: every attempt wraps the body afresh
 // (Retry rewinds the partBody before each attempt), and it runs before the SDK's payload
-// hashing, which it turns off by declaring the payload STREAMING-UNSIGNED-PAYLOAD-TRAILER.
+// hashing, which it turns off by declaring the payload unsigned.
 type trailingCRC struct{}
 
 const (
 	unsignedTrailer = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+	unsigned        = "UNSIGNED-PAYLOAD"
 	crcTrailerName  = "x-amz-checksum-crc32c"
 )
 
@@ -36,8 +38,11 @@ func (trailingCRC) HandleFinalize(ctx context.Context, in middleware.FinalizeInp
 		return next.HandleFinalize(ctx, in)
 	}
 	body, ok := req.GetStream().(*partBody)
-	if !ok || body.size == 0 {
+	if !ok {
 		return next.HandleFinalize(ctx, in)
+	}
+	if req.Header.Get(crcTrailerName) != "" || body.size == 0 {
+		return next.HandleFinalize(v4.SetPayloadHash(ctx, unsigned), in)
 	}
 	enc := newAWSChunked(body, awsChunkSize)
 	req, err := req.SetStream(enc)

@@ -9,11 +9,12 @@ import (
 
 // driver is the protocol part of the backend: one implementation per SDK, each a thin
 // translation of these calls. Keys here are full object keys (prefix included). Bodies
-// are always partBodies of exact length; drivers send them with an unsigned payload and
-// their CRC-32C as a trailing checksum, so each body is read once.
+// are always partBodies of exact length, sent with an unsigned payload (no SHA-256 pass)
+// so that each is read once: parts with their CRC-32C as a trailing checksum, single PUTs
+// (whose bytes are in memory and whose CRC is known) with it as a header.
 type driver interface {
-	// put uploads a whole object in one PUT.
-	put(ctx context.Context, key string, body *partBody) error
+	// put uploads a whole object in one PUT; crc is the CRC-32C of its bytes.
+	put(ctx context.Context, key string, body *partBody, crc uint32) error
 	// createMultipart starts a multipart upload whose object carries a FULL_OBJECT
 	// CRC-32C checksum.
 	createMultipart(ctx context.Context, key string) (uploadID string, err error)

@@ -72,9 +72,10 @@ func newAWSDriver(ctx context.Context, cfg Config, tc transportConfig) (*awsDriv
 	return d, nil
 }
 
-func (d *awsDriver) put(ctx context.Context, key string, body *partBody) error {
+func (d *awsDriver) put(ctx context.Context, key string, body *partBody, crc uint32) error {
 	_, err := d.c.PutObject(ctx, &awss3.PutObjectInput{
 		Bucket: &d.bucket, Key: &key, Body: body, ContentLength: aws.Int64(body.size),
+		ChecksumCRC32C:       aws.String(encodeCRC(crc)),
 		ServerSideEncryption: d.sse, SSEKMSKeyId: d.kmsKey,
 	})
 	return err

@@ -65,12 +65,13 @@ func newMinioDriver(cfg Config, tc transportConfig) (*minioDriver, error) {
 	return d, nil
 }
 
-func (d *minioDriver) put(ctx context.Context, key string, body *partBody) error {
-	opts := minio.PutObjectOptions{DisableContentSha256: true, ServerSideEncryption: d.sse}
-	if body.size > 0 {
-		opts.Checksum = minio.ChecksumCRC32C // sent as a trailer, computed while streaming
-	}
-	_, err := d.core.PutObject(ctx, d.bucket, key, body, body.size, "", "", opts)
+func (d *minioDriver) put(ctx context.Context, key string, body *partBody, crc uint32) error {
+	// The checksum as a header: minio-go then adds no trailer of its own (which it would
+	// not reset when it retries).
+	_, err := d.core.PutObject(ctx, d.bucket, key, body, body.size, "", "", minio.PutObjectOptions{
+		DisableContentSha256: true, ServerSideEncryption: d.sse,
+		UserMetadata: map[string]string{"X-Amz-Checksum-Crc32c": encodeCRC(crc)},
+	})
 	return err
 }
 

@@ -176,6 +176,13 @@ func testChecksums(t *testing.T, srv *miniotest.Server, driver string, pool *buf
 	f("multipart-pushed-whole-buffers", 2*testBuf+5, func(k segment.Key, d []byte) { pushPut(t, b, k, d, testBuf) })
 	f("multipart-pushed-small-writes", 2*testBuf+5, func(k segment.Key, d []byte) { pushPut(t, b, k, d, 1<<20+3) })
 
+	// A single PUT with a wrong CRC-32C header is refused.
+	small := []byte("twelve bytes")
+	body := newPartBody(ctx, bytes.NewReader(small), 0, int64(len(small)), nil, &b.read)
+	if err := b.d.put(ctx, b.object("node1/sum/bad-put"), body, crc32.Checksum(small, segment.Castagnoli)^1); err == nil {
+		t.Fatal("server accepted a PUT with a wrong CRC-32C")
+	}
+
 	// A Complete carrying a wrong whole-object CRC is refused by the server; the right
 	// one then goes through.
 	key := segment.Key("node1/sum/bad-crc")

@@ -412,12 +412,12 @@ func (w *Writer) Commit(ctx context.Context) error {
 		return fmt.Errorf("commit %s: %w", w.key, err)
 	}
 	if id == "" {
-		var src io.ReaderAt = bytes.NewReader(nil)
+		var p []byte
 		if w.stage != nil {
-			src = bytes.NewReader(w.stage.Bytes()[:w.stageN])
+			p = w.stage.Bytes()[:w.stageN]
 		}
-		body := newPartBody(ctx, src, 0, w.size, w.b.rate, &w.b.read)
-		if err := w.b.d.put(ctx, w.obj, body); err != nil {
+		body := newPartBody(ctx, bytes.NewReader(p), 0, w.size, w.b.rate, &w.b.read)
+		if err := w.b.d.put(ctx, w.obj, body, crc32.Checksum(p, segment.Castagnoli)); err != nil {
 			if f := body.failure(); f != nil {
 				err = f
 			}
