@@ -9,6 +9,10 @@
 //   - Kafka offset (.index) and time (.timeindex) indexes (kafka.go): scanners that stop
 //     at the zero-filled preallocated tail and check monotonicity, and writers.
 //
-// Readers treat files as untrusted: a size, count or chain that does not fit the layout
+// tierd's compacted index ("tix", tix.go and tix_reader.go; byte layout in FORMAT.md):
+// the header codec, bucketing (TixBucket) and record codec a writer needs, and Tix, which
+// answers a key lookup on any io.ReaderAt in at most two reads and verifies what it reads.
+//
+// Readers treat files and objects as untrusted: a size, count or chain that does not fit the layout
 // is an error naming what was wrong and where, never a panic or an endless walk.
 package index
