@@ -73,4 +73,3 @@ func FuzzCompact(f *testing.F) {
 		}
 	})
 }
-
