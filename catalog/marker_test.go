@@ -72,6 +72,9 @@ func TestMarkerRoundTrip(t *testing.T) {
 	}
 	f(testRecord("hdd", "rmq", "commitlog/0001", 1))
 	f(tixRecord("s3", "rmq", "index/2026-01-01", 7))
+	tr := testRecord("hdd", "kafka", "topic-0/00000000000000000000.index", 3)
+	tr.Kind, tr.Format, tr.Size, tr.CRC32C = "kafka-offset-index", FormatTrimmed, 16, 0x77
+	f(tr)
 	r := testRecord("hdd", "kafka", "topic-0/00000000000000000000.log", 0)
 	r.Size, r.LocalSize, r.CRC32C, r.LocalCRC32C = 0, 0, 0, 0
 	r.SegmentModTime = r.SegmentModTime.AddDate(-2025, 0, 0) // year 1

@@ -17,6 +17,10 @@ const (
 	// FormatTix is a compacted index (index/FORMAT.md), stored under a key ending in
 	// ".tix"; its size and CRC differ from the local file's.
 	FormatTix = "tix"
+	// FormatTrimmed is a prefix of the local file: a Kafka offset or time index without the
+	// zero-filled tail its broker preallocated. Size is at most LocalSize; the CRC32C
+	// covers the prefix, LocalCRC32C the whole local file.
+	FormatTrimmed = "trim"
 )
 
 // reservedSource is the key component under a node that holds tierd's own objects
@@ -33,7 +37,7 @@ type Record struct {
 	Source string      // source name (config sources[].name)
 	Rel    string      // path of the local file relative to the source dir, slash-separated
 	Kind   string      // segment kind, as the source's layout names it
-	Format string      // FormatRaw or FormatTix
+	Format string      // FormatRaw, FormatTix or FormatTrimmed
 
 	Size   int64  // size of the object on the tier
 	CRC32C uint32 // CRC-32C of the object on the tier
@@ -76,8 +80,18 @@ func (r Record) Validate() error {
 		if !strings.HasSuffix(string(r.Key), ".tix") {
 			return fmt.Errorf("compacted index object %s: key does not end in .tix", r.Key)
 		}
+	case FormatTrimmed:
+		if r.Size > r.LocalSize {
+			return fmt.Errorf("trimmed object %s: %d bytes, more than the local file's %d", r.Key, r.Size, r.LocalSize)
+		}
+		if r.Size == r.LocalSize && r.CRC32C != r.LocalCRC32C {
+			return fmt.Errorf("trimmed object %s: as long as the local file but CRC-32C %08x differs from its %08x", r.Key, r.CRC32C, r.LocalCRC32C)
+		}
+		if strings.HasSuffix(string(r.Key), ".tix") {
+			return fmt.Errorf("trimmed object %s: key ends in .tix", r.Key)
+		}
 	default:
-		return fmt.Errorf("format %q: want %q or %q", r.Format, FormatRaw, FormatTix)
+		return fmt.Errorf("format %q: want %q, %q or %q", r.Format, FormatRaw, FormatTix, FormatTrimmed)
 	}
 	if r.Size < 0 || r.LocalSize < 0 {
 		return fmt.Errorf("object %s: negative size (object %d, local %d)", r.Key, r.Size, r.LocalSize)
