@@ -38,10 +38,12 @@ import (
 // 16 keys) for sizes up to 256 MiB, so that MinIO never holds more than 4 GiB at once (the
 // disk here runs out near 16 GiB). The files are made in a temporary directory on disk. tierd runs with the default memory
 // configuration of DESIGN.md: a 64 MiB pool of 8 MiB buffers, and parts of the buffer size
-// unless TIERD_BENCH_S3_PART_SIZE says otherwise.
+// unless TIERD_BENCH_S3_PART_SIZE says otherwise. TIERD_BENCH_S3_DATA_DIR moves MinIO's
+// data (not the source files) to another directory, such as a tmpfs.
 func BenchmarkUpload(b *testing.B) {
 	sizes := benchSizes(b)
-	srv := miniotest.Start(b)
+	// TIERD_BENCH_S3_DATA_DIR puts MinIO's data elsewhere (a tmpfs) when the disk is short.
+	srv := miniotest.StartWith(b, miniotest.Options{DataDir: os.Getenv("TIERD_BENCH_S3_DATA_DIR")})
 	miniotest.MCBin(b)
 	dir := b.TempDir()
 	pool, err := bufpool.New(bufpool.Config{Budget: benchPool, BufferSize: 8 << 20})

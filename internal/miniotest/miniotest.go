@@ -54,6 +54,10 @@ type Server struct {
 type Options struct {
 	TLS    bool   // serve https with a certificate signed by a generated CA
 	Bucket string // default "tierd-test"
+	// DataDir is where a directory for the server's data is made (and removed at cleanup);
+	// default the test's temporary directory. Benchmarks short of disk space may use a
+	// tmpfs.
+	DataDir string
 }
 
 // Start runs a MinIO server for t; see StartWith.
@@ -82,6 +86,14 @@ func StartWith(t testing.TB, o Options) *Server {
 	}
 	if s.Bucket == "" {
 		s.Bucket = "tierd-test"
+	}
+	if o.DataDir != "" {
+		d, err := os.MkdirTemp(o.DataDir, "miniotest-")
+		if err != nil {
+			t.Fatalf("miniotest: data directory: %v", err)
+		}
+		t.Cleanup(func() { os.RemoveAll(d) })
+		s.dataDir = d
 	}
 	scheme := "http"
 	if o.TLS {
