@@ -21,8 +21,14 @@ type Source struct {
 	// SealGrace is how old a closed file must be before it counts as sealed.
 	SealGrace time.Duration
 	// ReadDirect reads the source's files with O_DIRECT (read_mode: direct) instead of
-	// through the page cache with drop-behind (read_mode: fadvise).
+	// through the page cache with drop-behind (read_mode: fadvise). Compaction reads an
+	// IndexFile's items through the page cache either way (its later passes read them
+	// again) and drops what it brought in when it is done.
 	ReadDirect bool
+	// IndexSlots and IndexItems are the RocketMQ broker's maxHashSlotNum and maxIndexNum
+	// (index_hash_slots, index_items), which IndexFiles do not record and compaction
+	// needs. 0 means the broker's default.
+	IndexSlots, IndexItems int
 }
 
 // Tier is one destination and its policy.

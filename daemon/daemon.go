@@ -333,7 +333,7 @@ func (d *Daemon) plan() []due {
 			if now.Sub(seg.ModTime) < t.OffloadAfter {
 				continue
 			}
-			key, err := seg.Key(d.cfg.Node)
+			key, err := d.segmentKey(seg)
 			if err != nil {
 				continue
 			}

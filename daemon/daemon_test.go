@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"hash/crc32"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/tierd/tierd/bufpool"
 	"github.com/tierd/tierd/catalog"
+	"github.com/tierd/tierd/index"
 	"github.com/tierd/tierd/posix"
 	"github.com/tierd/tierd/segment"
 	"github.com/tierd/tierd/segment/segmenttest"
@@ -56,18 +59,45 @@ func store(t *testing.T, root string) (sealed, active []string) {
 	sealed = append(sealed,
 		write("commitlog/00000000000000000000", clSize, 1, oldMtime),
 		write("consumequeue/TopicA/0/00000000000000000000", cqSize, 4, oldMtime),
-		write("index/20261121081500123", idxSize, 6, oldMtime),
+		writeIndex(t, root, "index/20261121081500123", idxItems-1, oldMtime),
 	)
 	active = append(active,
 		write(fmt.Sprintf("commitlog/%020d", clSize), clSize, 2, oldMtime),
 		write(fmt.Sprintf("commitlog/%020d", 2*clSize), clSize, 3, freshTime),
 		write(fmt.Sprintf("consumequeue/TopicA/0/%020d", cqSize), cqSize, 5, freshTime),
 	)
-	write("index/20261121091500123", idxSize, 7, freshTime)
+	writeIndex(t, root, "index/20261121091500123", 10, freshTime)
 	write("checkpoint", 4096, 8, oldMtime)
 	write("abort", 0, 9, oldMtime)
 	write("config/topics.json", 100, 10, oldMtime)
 	return sealed, active
+}
+
+// writeIndex writes an IndexFile of the test geometry holding n items (keys "T#k<i%7>").
+func writeIndex(t *testing.T, root, rel string, n int, age time.Duration) string {
+	t.Helper()
+	p := filepath.Join(root, rel)
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w, err := index.NewIndexFileWriter(f, idxSlots, idxItems, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := w.Put(fmt.Sprintf("T#k%d", i%7), int64(1000+100*i), 1_700_000_000_000+int64(i)*500); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	mt := time.Now().Add(age)
+	os.Chtimes(p, mt.Add(-time.Hour), mt)
+	return p
 }
 
 type env struct {
@@ -120,7 +150,7 @@ func (e *env) daemon(mod ...func(*Config)) *Daemon {
 	}
 	cfg := Config{
 		Node:         testNode,
-		Sources:      []Source{{Name: testSrc, Root: e.root, Layout: layout, SealGrace: time.Minute}},
+		Sources:      []Source{{Name: testSrc, Root: e.root, Layout: layout, SealGrace: time.Minute, IndexSlots: idxSlots, IndexItems: idxItems}},
 		Tiers:        []Tier{{Name: "hdd", Type: "posix", Backend: e.tier, Concurrency: 2, MaxUsed: 0.999, Usage: e.tier.Usage}},
 		Catalog:      e.cat,
 		Pool:         e.pool,
@@ -178,13 +208,30 @@ func TestRunOnceOffloadsSealedOnly(t *testing.T) {
 		rel, _ := filepath.Rel(e.root, p)
 		key := segment.Key(testNode + "/" + testSrc + "/" + filepath.ToSlash(rel))
 		want, _ := os.ReadFile(p)
-		got, err := os.ReadFile(filepath.Join(e.tierDir, string(key)))
-		if err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("%s: not byte-identical on the tier (%v)", key, err)
-		}
-		rec, err := e.cat.Get("hdd", key)
-		if err != nil || rec.Size != int64(len(want)) {
-			t.Fatalf("catalog record of %s: %+v, %v", key, rec, err)
+		if strings.HasPrefix(rel, "index/") { // stored compacted; the local file stays
+			key += segment.CompactedSuffix
+			got, err := os.ReadFile(filepath.Join(e.tierDir, string(key)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkCompacted(t, want, got)
+			rec, err := e.cat.Get("hdd", key)
+			if err != nil || rec.Format != catalog.FormatTix || rec.Size != int64(len(got)) || rec.LocalSize != int64(len(want)) ||
+				rec.LocalCRC32C != crc32.Checksum(want, segment.Castagnoli) || rec.CRC32C != crc32.Checksum(got, segment.Castagnoli) {
+				t.Fatalf("catalog record of %s: %+v, %v", key, rec, err)
+			}
+			if _, err := os.Stat(p); err != nil {
+				t.Fatalf("local IndexFile gone: %v", err)
+			}
+		} else {
+			got, err := os.ReadFile(filepath.Join(e.tierDir, string(key)))
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("%s: not byte-identical on the tier (%v)", key, err)
+			}
+			rec, err := e.cat.Get("hdd", key)
+			if err != nil || rec.Size != int64(len(want)) || rec.Format != catalog.FormatRaw {
+				t.Fatalf("catalog record of %s: %+v, %v", key, rec, err)
+			}
 		}
 		if _, err := e.tier.Stat(ctx, mustMarker(t, key)); err != nil {
 			t.Fatalf("marker of %s: %v", key, err)
@@ -209,6 +256,49 @@ func TestRunOnceOffloadsSealedOnly(t *testing.T) {
 		if !after[i].ModTime.Equal(before[i].ModTime) {
 			t.Fatalf("second pass rewrote %s", after[i].Key)
 		}
+	}
+}
+
+// checkCompacted checks that tix is the compacted form of the IndexFile src (test
+// geometry): every key hash's lookup equals the chain walk on src.
+func checkCompacted(t *testing.T, src, tix []byte) {
+	t.Helper()
+	ix, err := index.OpenIndexFile(bytes.NewReader(src), int64(len(src)), idxSlots, idxItems)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := index.OpenTix(bytes.NewReader(tix), int64(len(tix)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tx.Len() != ix.Len() || tx.Header().Source != ix.Header() || tx.Header().SourceCRC32C != crc32.Checksum(src, segment.Castagnoli) {
+		t.Fatalf("compacted header %+v does not describe the IndexFile %+v", tx.Header(), ix.Header())
+	}
+	found := 0
+	if err := ix.Items(nil, func(_ int, it index.Item) error {
+		walk, err := ix.LookupHash(it.KeyHash, math.MinInt64, math.MaxInt64, 0)
+		if err != nil {
+			return err
+		}
+		got, err := tx.LookupHash(it.KeyHash, math.MinInt64, math.MaxInt64, 0, nil)
+		if err != nil {
+			return err
+		}
+		if len(got) != len(walk) {
+			t.Fatalf("hash %d: compacted lookup found %d items, the chain walk %d", it.KeyHash, len(got), len(walk))
+		}
+		for i := range got {
+			if got[i].PhyOffset != walk[i].PhyOffset || got[i].TimeDiff != walk[i].TimeDiff {
+				t.Fatalf("hash %d: compacted %+v, chain walk %+v", it.KeyHash, got, walk)
+			}
+		}
+		found += len(got)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if ix.Len() > 0 && found == 0 {
+		t.Fatal("no lookup found anything")
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tierd/tierd/catalog"
+	"github.com/tierd/tierd/compactor"
+	"github.com/tierd/tierd/index"
 	"github.com/tierd/tierd/posix"
 	"github.com/tierd/tierd/segment"
 )
@@ -20,11 +22,20 @@ import (
 // its name says. The segment is left alone (and logged) instead of retried.
 var errSkip = errors.New("segment skipped")
 
+// segmentKey returns the key seg is stored under on every tier: a compactable index file
+// under its CompactedKey (it is stored compacted), everything else under its plain key.
+func (d *Daemon) segmentKey(seg segment.Segment) (segment.Key, error) {
+	if seg.Kind.Compactable() {
+		return seg.CompactedKey(d.cfg.Node)
+	}
+	return seg.Key(d.cfg.Node)
+}
+
 // offload copies one sealed segment to one tier, journaled end to end. It returns the
 // catalog record on success. On failure nothing is visible on the tier under the
 // segment's key that the catalog does not vouch for.
 func (d *Daemon) offload(ctx context.Context, seg segment.Segment, t *tierState, progress func(int64)) (catalog.Record, error) {
-	key, err := seg.Key(d.cfg.Node)
+	key, err := d.segmentKey(seg)
 	if err != nil {
 		return catalog.Record{}, fmt.Errorf("%w: %v", errSkip, err)
 	}
@@ -52,9 +63,18 @@ func (d *Daemon) offload(ctx context.Context, seg segment.Segment, t *tierState,
 }
 
 // transfer does the work of offload after the intent is journaled; it commits the catalog
-// record together with clearing the intent.
+// record together with clearing the intent. What it writes depends on the kind: an
+// IndexFile compacted (catalog.FormatTix), a Kafka offset or time index without its
+// preallocated tail (catalog.FormatTrimmed), anything else byte for byte.
 func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState, key segment.Key, intentID uint64, progress func(int64)) (catalog.Record, error) {
-	src, err := posix.OpenFile(seg.Path, posix.ReadOptions{Direct: d.sources[seg.Source].ReadDirect})
+	source := d.sources[seg.Source]
+	opts := posix.ReadOptions{Direct: source.ReadDirect}
+	if seg.Kind.Compactable() {
+		// Several passes: keep the items in the page cache until the end, read the rest
+		// around it where O_DIRECT works.
+		opts = posix.ReadOptions{Direct: true, DropAtClose: true}
+	}
+	src, err := posix.OpenFile(seg.Path, opts)
 	if errors.Is(err, fs.ErrNotExist) {
 		return catalog.Record{}, fmt.Errorf("%w: %s vanished before it could be read", errSkip, seg.Path)
 	}
@@ -65,24 +85,21 @@ func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState
 	if src.Size() != seg.Size {
 		return catalog.Record{}, fmt.Errorf("%w: %s changed size since it was sealed (%d -> %d bytes)", errSkip, seg.Path, seg.Size, src.Size())
 	}
-	w, err := t.Backend.Create(ctx, key, seg.Size)
-	if err != nil {
-		return catalog.Record{}, fmt.Errorf("create %s: %w", key, err)
-	}
-	var from io.ReaderAt = src
-	if progress != nil {
-		from = progressReader{src, progress}
-	}
-	crc, err := segment.Copy(ctx, w, from, seg.Size, d.cfg.Pool)
+	rec, w, err := d.write(ctx, seg, source, src, t, key, progress)
 	if err == nil {
 		err = w.Commit(ctx)
 	}
 	if err != nil {
-		if aerr := w.Abort(); aerr != nil {
-			d.log.Warn("abort write", zap.Stringer("key", key), zap.Error(aerr))
+		if w != nil {
+			if aerr := w.Abort(); aerr != nil {
+				d.log.Warn("abort write", zap.Stringer("key", key), zap.Error(aerr))
+			}
 		}
-		if errors.Is(err, segment.ErrSourceChanged) {
+		switch {
+		case errors.Is(err, segment.ErrSourceChanged):
 			return catalog.Record{}, fmt.Errorf("%w: %s: %v", errSkip, seg.Path, err)
+		case errors.Is(err, index.ErrCorruptIndex):
+			return catalog.Record{}, fmt.Errorf("%w: %s is not a valid %s, so it cannot be offloaded (compare the source's index settings with the broker's): %v", errSkip, seg.Path, seg.Kind, err)
 		}
 		return catalog.Record{}, fmt.Errorf("copy %s to %s: %w", seg.Path, key, err)
 	}
@@ -92,11 +109,8 @@ func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState
 		d.discard(t, key)
 		return catalog.Record{}, fmt.Errorf("%w: %s was modified while it was copied", errSkip, seg.Path)
 	}
-	rec := catalog.Record{
-		Tier: t.Name, Key: key, Source: seg.Source, Rel: seg.Rel, Kind: string(seg.Kind), Format: catalog.FormatRaw,
-		Size: seg.Size, CRC32C: crc, LocalSize: seg.Size, LocalCRC32C: crc,
-		SegmentModTime: seg.ModTime, OffloadedAt: d.cfg.Now(),
-	}
+	rec.Tier, rec.Key, rec.Source, rec.Rel, rec.Kind = t.Name, key, seg.Source, seg.Rel, string(seg.Kind)
+	rec.SegmentModTime, rec.OffloadedAt = seg.ModTime, d.cfg.Now()
 	if err := d.verify(ctx, t, rec); err != nil {
 		d.discard(t, key)
 		return catalog.Record{}, err
@@ -109,6 +123,74 @@ func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState
 		return catalog.Record{}, fmt.Errorf("record %s in catalog: %w", key, err)
 	}
 	return rec, nil
+}
+
+// write streams seg from src into a new object under key on t, in the form its kind is
+// stored in, and returns the record's format, sizes and checksums, and the Writer (nil if
+// none was created), which the caller commits or aborts.
+func (d *Daemon) write(ctx context.Context, seg segment.Segment, source *sourceState, src *posix.FileReader, t *tierState, key segment.Key, progress func(int64)) (catalog.Record, segment.Writer, error) {
+	var w segment.Writer
+	create := func(size int64) (segment.Writer, error) {
+		var err error
+		if w, err = t.Backend.Create(ctx, key, size); err != nil {
+			return nil, fmt.Errorf("create %s: %w", key, err)
+		}
+		return w, nil
+	}
+	switch {
+	case seg.Kind.Compactable():
+		start := time.Now()
+		res, err := compactor.Compact(ctx, src, seg.Size, compactor.Options{
+			Slots: source.IndexSlots, Items: source.IndexItems, Pool: d.cfg.Pool, Progress: scaledProgress(seg.Size, progress),
+		}, create)
+		if err != nil {
+			return catalog.Record{}, w, err
+		}
+		d.log.Info("compacted index file", zap.String("segment", seg.Path), zap.Stringer("key", key), zap.Int("items", res.Entries),
+			zap.Int64("bytes", res.Size), zap.Int64("local_bytes", res.LocalSize), zap.Int("passes", res.Passes), zap.Duration("took", time.Since(start)))
+		return catalog.Record{Format: catalog.FormatTix, Size: res.Size, CRC32C: res.CRC32C, LocalSize: res.LocalSize, LocalCRC32C: res.LocalCRC32C}, w, nil
+	case compactor.Trimmable(seg.Kind):
+		res, err := compactor.Trim(ctx, src, seg.Size, seg.Kind, d.cfg.Pool, create)
+		if err != nil {
+			return catalog.Record{}, w, err
+		}
+		if progress != nil {
+			progress(seg.Size)
+		}
+		return catalog.Record{Format: catalog.FormatTrimmed, Size: res.Size, CRC32C: res.CRC32C, LocalSize: res.LocalSize, LocalCRC32C: res.LocalCRC32C}, w, nil
+	}
+	if _, err := create(seg.Size); err != nil {
+		return catalog.Record{}, nil, err
+	}
+	var from io.ReaderAt = src
+	if progress != nil {
+		from = progressReader{src, progress}
+	}
+	crc, err := segment.Copy(ctx, w, from, seg.Size, d.cfg.Pool)
+	if err != nil {
+		return catalog.Record{}, w, err
+	}
+	return catalog.Record{Format: catalog.FormatRaw, Size: seg.Size, CRC32C: crc, LocalSize: seg.Size, LocalCRC32C: crc}, w, nil
+}
+
+// scaledProgress turns a compaction's progress (bytes read of a total that spans several
+// passes) into increments of size, the segment's size, which is what progress reports
+// count to. nil stays nil.
+func scaledProgress(size int64, progress func(int64)) func(done, total int64) {
+	if progress == nil {
+		return nil
+	}
+	var reported int64
+	return func(done, total int64) {
+		if total <= 0 {
+			return
+		}
+		now := min(size, int64(float64(size)*float64(done)/float64(total)))
+		if now > reported {
+			progress(now - reported)
+			reported = now
+		}
+	}
 }
 
 // verify checks the committed object against what was written.

@@ -72,7 +72,7 @@ func (d *Daemon) Scan(ctx context.Context) (ScanReport, error) {
 	for _, t := range d.tiers {
 		tr := TierReport{Name: t.Name, Paused: t.isPaused()}
 		for _, seg := range sealed {
-			key, err := seg.Key(d.cfg.Node)
+			key, err := d.segmentKey(seg)
 			if err != nil {
 				continue
 			}

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tierd/tierd/catalog"
+	"github.com/tierd/tierd/compactor"
 	"github.com/tierd/tierd/posix"
 	"github.com/tierd/tierd/segment"
 )
@@ -85,11 +86,17 @@ func (d *Daemon) settle(ctx context.Context, in catalog.Intent) error {
 	return d.cfg.Catalog.Finish(in.ID)
 }
 
-// matchLocal checks a committed raw object against the local file it was made from.
+// matchLocal checks a committed raw object against the local file it was made from. An
+// object of a kind that is not stored raw (a compacted IndexFile, a trimmed Kafka index)
+// never matches: checking it would take as long as making it again, so settle deletes it
+// and the segment is offloaded anew.
 func (d *Daemon) matchLocal(ctx context.Context, in catalog.Intent, info segment.Info) (catalog.Record, bool) {
 	src := d.sources[in.Source]
 	_, _, _, compacted, err := segment.ParseObjectKey(in.Key)
 	if src == nil || err != nil || compacted {
+		return catalog.Record{}, false
+	}
+	if kind, err := segment.ParseKind(in.Kind); err == nil && (kind.Compactable() || compactor.Trimmable(kind)) {
 		return catalog.Record{}, false
 	}
 	path, err := segment.LocalPath(src.Root, in.Rel)
