@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tierd/tierd/index"
 	"github.com/tierd/tierd/internal/brokersim"
 )
 
@@ -156,6 +157,16 @@ func endToEnd(t *testing.T, w *world, files []brokersim.File, skipReadCheck func
 		want, err := os.ReadFile(filepath.Join(w.store, f.Path))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if f.Kind == brokersim.KindIndexFile { // stored compacted: see compact_test.go
+			got, err := os.ReadFile(filepath.Join(w.tier, "node-1", "src", f.Path+".tix"))
+			if err != nil {
+				t.Fatalf("%s: no compacted index on the tier: %v", f.Path, err)
+			}
+			if _, err := index.OpenTix(bytes.NewReader(got), int64(len(got))); err != nil || len(got) >= len(want) {
+				t.Fatalf("%s: compacted index of %d bytes (%v)", f.Path, len(got), err)
+			}
+			continue
 		}
 		got, err := os.ReadFile(filepath.Join(w.tier, "node-1", "src", f.Path))
 		if err != nil || !bytes.Equal(got, want) {

@@ -148,7 +148,11 @@ func buildSource(s config.Source) (daemon.Source, error) {
 	if err != nil {
 		return daemon.Source{}, usagef("source %s: %v", s.Name, err)
 	}
-	return daemon.Source{Name: s.Name, Root: root, Layout: layout, SealGrace: s.SealGrace.Std(), ReadDirect: s.ReadMode == config.ReadDirect}, nil
+	src := daemon.Source{Name: s.Name, Root: root, Layout: layout, SealGrace: s.SealGrace.Std(), ReadDirect: s.ReadMode == config.ReadDirect}
+	if r := s.RocketMQ; r != nil {
+		src.IndexSlots, src.IndexItems = r.IndexHashSlots, r.IndexItems
+	}
+	return src, nil
 }
 
 func (a *app) buildTier(ctx context.Context, t config.Tier) (daemon.Tier, error) {
