@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/tierd/tierd/bufpool"
 	"github.com/tierd/tierd/index"
@@ -111,13 +112,12 @@ func Compact(ctx context.Context, src io.ReaderAt, srcSize int64, opts Options, 
 		ctx: ctx, src: src, srcSize: srcSize, ix: ix, n: ix.Len(), bits: nbits, nb: nb,
 		progress: opts.Progress, total: srcSize,
 	}
-	// The directory buffer: four per-bucket arrays (maxBits leaves room for them), then
-	// input reads, 4 KiB-aligned for O_DIRECT; 64 KiB of heap per part when the directory
+	// The directory buffer: the per-bucket state (maxBits leaves room for it), then input
+	// reads, 4 KiB-aligned for O_DIRECT; 64 KiB of heap per part when the directory
 	// leaves less room than that.
 	dir := bufs[0].Bytes()
-	arrays := u32s(dir[:bucketBytes*nb])
-	clear(arrays)
-	c.first, c.cur, c.cur2, c.before = arrays[:nb], arrays[nb:2*nb], arrays[2*nb:3*nb], arrays[3*nb:]
+	c.bk = bucketStates(dir[:bucketBytes*nb])
+	clear(c.bk)
 	c.parts = c.splitParts(opts.Parallel)
 	in := dir[(bucketBytes*nb+directAlign-1)/directAlign*directAlign:]
 	for k := range c.parts {
@@ -166,10 +166,33 @@ func Compact(ctx context.Context, src io.ReaderAt, srcSize int64, opts Options, 
 // room for one: the largest per-call buffer tierd allocates in I/O paths.
 const maxHeapRead = 64 << 10
 
-// bucketBytes is the memory a compaction holds per bucket: the first item index, the
-// cursor (then CRC-32C) of the first part, the cursor of the second, and the second
-// part's start (the bucket's items in the first part).
+// bucketState is what a compaction holds per bucket: 16 bytes, so that the one cache line
+// a record's placement touches holds all of it.
+type bucketState struct {
+	// first holds the bucket's item count during the counting pass, then the index of its
+	// first record.
+	first uint32
+	// split holds the bucket's items in the first part during the counting pass, then the
+	// index where the first part's records start (the second part's items are newer, so
+	// their records come first: [first, split) is the second part's, [split, end) the
+	// first part's). Unused with one part.
+	split uint32
+	// cur holds each part's cursor while a window is filled: the next record index to
+	// fill, counting down. Once the bucket is written out, cur[0] holds its CRC-32C.
+	cur [2]uint32
+}
+
+// bucketBytes is the size of a bucketState.
 const bucketBytes = 16
+
+// bucketStates views b (16-byte aligned: pool buffers are page-aligned) as bucket states;
+// pool memory holds no Go pointers, so the view is invisible to the garbage collector.
+func bucketStates(b []byte) []bucketState {
+	if len(b) < bucketBytes {
+		return nil
+	}
+	return unsafe.Slice((*bucketState)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/bucketBytes)
+}
 
 // maxBits returns the most bucket bits whose per-bucket arrays fit a buffer of bsize
 // bytes. It depends on nothing but bsize, so the output does not depend on Parallel.
@@ -220,21 +243,12 @@ type compaction struct {
 	n       int // items
 	bits    int
 	nb      int // buckets
-	// first holds per-bucket item counts during the counting pass, then the index of each
-	// bucket's first item.
-	first []uint32
-	// cur holds, for the buckets of the window being filled, the first part's cursor: the
-	// next record index to fill, counting down from the bucket's end. Once a bucket is
-	// written out, it holds its CRC-32C.
-	cur []uint32
-	// cur2 is the second part's cursor, before the number of the bucket's items in the
-	// first part (the second part's records come before them: they are newer).
-	cur2, before []uint32
-	parts        []part
-	in           []byte // the counting pass's reads
-	win          window
-	h            index.TixHeader
-	codec        index.TixCodec
+	bk      []bucketState
+	parts   []part
+	in      []byte // the counting pass's reads
+	win     window
+	h       index.TixHeader
+	codec   index.TixCodec
 
 	mu          sync.Mutex // serialises progress reports of parallel parts
 	progress    func(done, total int64)
@@ -247,7 +261,7 @@ type compaction struct {
 // bucketEnd returns the index after bucket b's last item.
 func (c *compaction) bucketEnd(b int) uint32 {
 	if b+1 < c.nb {
-		return c.first[b+1]
+		return c.bk[b+1].first
 	}
 	return uint32(c.n)
 }
@@ -255,7 +269,7 @@ func (c *compaction) bucketEnd(b int) uint32 {
 // bucketOf returns the bucket holding record r (0 <= r < n): the last bucket starting at
 // or before r, which is never empty.
 func (c *compaction) bucketOf(r int64) int {
-	return sort.Search(c.nb, func(b int) bool { return int64(c.first[b]) > r }) - 1
+	return sort.Search(c.nb, func(b int) bool { return int64(c.bk[b].first) > r }) - 1
 }
 
 // readChunks reads [off, end) of the source in pieces of chunk bytes (at most len(buf))

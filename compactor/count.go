@@ -16,7 +16,7 @@ const directAlign = 4096
 // count is the first pass: it reads the whole IndexFile in order, computing its CRC-32C,
 // checking every slot head and item as index.IndexFile's reader does, counting the items
 // of each bucket and the ranges of their offsets and time diffs. It ends with c.h set and
-// c.first holding every bucket's first item index.
+// every bucket's first record index (and split) in c.bk.
 //
 // Reads outside the items are aligned (offset, length and buffer on 4 KiB) so that a
 // source reading with O_DIRECT where it can (posix.ReadOptions.Direct) keeps the slot
@@ -75,7 +75,7 @@ func (c *compaction) count() error {
 			case prev < 0 || prev >= n:
 				return fmt.Errorf("%w: item %d links to item %d, not to an older one", index.ErrCorruptIndex, n, prev)
 			}
-			c.first[fmix32(uint32(keyHash))>>c.shift()]++
+			c.bk[fmix32(uint32(keyHash))>>c.shift()].first++
 			minPhy, maxPhy = min(minPhy, phy), max(maxPhy, phy)
 			minTD, maxTD = min(minTD, td), max(maxTD, td)
 		}
@@ -84,7 +84,9 @@ func (c *compaction) count() error {
 	for k := range c.parts {
 		pt = &c.parts[k]
 		if k == 1 {
-			copy(c.before, c.first)
+			for b := range c.bk {
+				c.bk[b].split = c.bk[b].first
+			}
 		}
 		if err := c.readChunks(c.ctx, c.in, c.itemsOffset(pt.first), c.itemsOffset(pt.end), itemChunk(c.in), items); err != nil {
 			return err
@@ -114,11 +116,15 @@ func (c *compaction) count() error {
 		return fmt.Errorf("BUG: %w", err)
 	}
 	c.h, c.codec = h, h.Codec()
-	// Counts to first item indexes (exclusive prefix sums).
+	// Counts to first record indexes (exclusive prefix sums); the first part's items per
+	// bucket to where its records start.
 	sum := uint32(0)
-	for b, n := range c.first {
-		c.first[b] = sum
+	for b := range c.bk {
+		st := &c.bk[b]
+		n := st.first
+		st.first = sum
 		sum += n
+		st.split = sum - st.split
 	}
 	if int(sum) != c.n {
 		panic(fmt.Sprintf("BUG: counted %d items of %d", sum, c.n))

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"time"
-	"unsafe"
 
 	"github.com/tierd/tierd/bufpool"
 	"github.com/tierd/tierd/segment"
@@ -150,15 +149,6 @@ func (w *window) flush(out segment.Writer, crc uint32) (uint32, error) {
 		}
 	}
 	return crc, nil
-}
-
-// u32s views b as []uint32. b must be 4-byte aligned (pool buffers are page-aligned);
-// pool memory holds no Go pointers, so the view is invisible to the garbage collector.
-func u32s(b []byte) []uint32 {
-	if len(b) == 0 {
-		return nil
-	}
-	return unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/4)
 }
 
 // acquire takes between 2 and want (>= 2) buffers of pool without breaking bufpool's

@@ -42,7 +42,7 @@ func (c *compaction) write(out segment.Writer, size int64) (uint32, error) {
 			}
 			c.fillTime += time.Since(start)
 			for b := bLo; b <= bHi; b++ {
-				lo := index.TixHeaderSize + int64(c.first[b])*recSize
+				lo := index.TixHeaderSize + int64(c.bk[b].first)*recSize
 				hi := index.TixHeaderSize + int64(c.bucketEnd(b))*recSize
 				bc := uint32(0)
 				if b == carryB {
@@ -50,7 +50,7 @@ func (c *compaction) write(out segment.Writer, size int64) (uint32, error) {
 				}
 				bc = c.win.crc(bc, lo, hi)
 				if hi <= we {
-					c.cur[b] = bc
+					c.bk[b].cur[0] = bc
 				} else {
 					carry, carryB = bc, b
 				}
@@ -80,10 +80,9 @@ func (c *compaction) write(out segment.Writer, size int64) (uint32, error) {
 func (c *compaction) fill(rLo, rHi int64, bLo, bHi int) error {
 	c.passes++
 	for b := bLo; b <= bHi; b++ {
-		c.cur[b] = c.bucketEnd(b)
-		if len(c.parts) == 2 {
-			c.cur2[b] = c.cur[b] - c.before[b]
-		}
+		st := &c.bk[b]
+		st.cur[0] = c.bucketEnd(b)
+		st.cur[1] = st.split
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
@@ -109,24 +108,28 @@ func (c *compaction) fill(rLo, rHi int64, bLo, bHi int) error {
 	}
 	// Every part placed exactly the items of each bucket it had in the counting pass.
 	for b := bLo; b <= bHi; b++ {
-		ok := c.cur[b] == c.first[b]
-		if len(c.parts) == 2 {
-			ok = c.cur[b] == c.bucketEnd(b)-c.before[b] && c.cur2[b] == c.first[b]
-		}
-		if !ok {
-			return fmt.Errorf("compact index file: %w: bucket %d has fewer items than counted", segment.ErrSourceChanged, b)
+		for k := range c.parts {
+			if st := &c.bk[b]; st.cur[k] != c.stop(st, k) {
+				return fmt.Errorf("compact index file: %w: bucket %d has fewer items than counted", segment.ErrSourceChanged, b)
+			}
 		}
 	}
 	return nil
 }
 
+// stop returns where part k's cursor of a bucket stops: the last part's at the bucket's
+// first record, the first part's (of two) at the split.
+func (c *compaction) stop(st *bucketState, k int) uint32 {
+	if k == len(c.parts)-1 {
+		return st.first
+	}
+	return st.split
+}
+
 // fillPart scans part k's items for fill.
 func (c *compaction) fillPart(ctx context.Context, k int, rLo, rHi int64, bLo, bHi int) error {
 	pt := &c.parts[k]
-	cur, last := c.cur, k == len(c.parts)-1
-	if k == 1 {
-		cur = c.cur2
-	}
+	last := k == len(c.parts)-1
 	var (
 		be      = binary.BigEndian
 		shift   = c.shift()
@@ -150,17 +153,18 @@ func (c *compaction) fillPart(ctx context.Context, k int, rLo, rHi int64, bLo, b
 			if b < lo || b > hi {
 				continue
 			}
-			// The part's records of bucket b end where the next part's begin.
-			stop := c.first[b]
-			if !last {
-				stop = c.bucketEnd(int(b)) - c.before[b]
+			// The part's records of bucket b end where the next (newer) part's begin.
+			st := &c.bk[b]
+			stop := st.split
+			if last {
+				stop = st.first
 			}
-			if cur[b] == stop || int32(keyHash) < 0 {
+			if st.cur[k] == stop || int32(keyHash) < 0 {
 				changed = fmt.Errorf("item %d: bucket %d has more items than counted", pt.first+int((off+int64(i)-start)/index.IndexItemSize), b)
 				return changed
 			}
-			cur[b]--
-			r := int64(cur[b])
+			st.cur[k]--
+			r := int64(st.cur[k])
 			if r < rLo || r >= rHi {
 				continue
 			}
@@ -198,14 +202,14 @@ func fmix32(h uint32) uint32 {
 	return h
 }
 
-// dirCRC returns the CRC-32C of all bucket entries, once every bucket's CRC is in c.cur.
+// dirCRC returns the CRC-32C of all bucket entries, once every bucket's CRC is in place.
 func (c *compaction) dirCRC() uint32 {
 	var crc uint32
 	var scratch [4096]byte
 	for b := 0; b < c.nb; {
 		p := scratch[:0]
 		for ; b < c.nb && len(p)+index.TixDirEntrySize <= len(scratch); b++ {
-			p = index.AppendTixDirEntry(p, index.TixDirEntry{First: c.first[b], CRC32C: c.cur[b]})
+			p = index.AppendTixDirEntry(p, index.TixDirEntry{First: c.bk[b].first, CRC32C: c.bk[b].cur[0]})
 		}
 		crc = crc32.Update(crc, segment.Castagnoli, p)
 	}
@@ -223,7 +227,7 @@ func (c *compaction) putDir(dirOff int64, dirCRC uint32) {
 		for ; e < eHi && len(p)+index.TixDirEntrySize <= len(scratch); e++ {
 			ent := index.TixDirEntry{First: uint32(c.n), CRC32C: dirCRC}
 			if e < int64(c.nb) {
-				ent = index.TixDirEntry{First: c.first[e], CRC32C: c.cur[e]}
+				ent = index.TixDirEntry{First: c.bk[e].first, CRC32C: c.bk[e].cur[0]}
 			}
 			p = index.AppendTixDirEntry(p, ent)
 		}
