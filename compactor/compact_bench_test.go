@@ -35,17 +35,26 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkCompact -benchtime 1x -timeout 60m ./compactor/
 //
-// TIERD_BENCH_RUNS sets the runs per fill (default 5), TIERD_BENCH_COMPACT_BUFFERS the
-// pool buffers a compaction may hold (default 8: the whole 64 MiB pool).
+// TIERD_BENCH_RUNS sets the runs per fill (default 5), TIERD_BENCH_COMPACT_POOL the pool
+// (default 64MiB of 8 MiB buffers), TIERD_BENCH_COMPACT_BUFFERS the pool buffers a
+// compaction may hold (default: the whole pool; the daemon's default is half of it).
 func BenchmarkCompact(b *testing.B) {
 	dir := benchutil.Dir(b)
 	const (
 		slots, items       = index.DefaultIndexSlots, index.DefaultIndexItems
-		poolSize, bufSize  = 64 << 20, 8 << 20
+		bufSize            = 8 << 20
 		lookupSample       = 20_000
 		lookupBufferLength = 64 << 10
 	)
-	maxBufs := 8
+	poolSize := int64(64 << 20)
+	if v := os.Getenv("TIERD_BENCH_COMPACT_POOL"); v != "" {
+		n, err := benchutil.ParseSize(v)
+		if err != nil || n < 2*bufSize {
+			b.Fatalf("TIERD_BENCH_COMPACT_POOL=%q: want a size of at least 16MiB", v)
+		}
+		poolSize = n
+	}
+	maxBufs := int(poolSize / bufSize)
 	if n, err := strconv.Atoi(os.Getenv("TIERD_BENCH_COMPACT_BUFFERS")); err == nil && n >= 2 {
 		maxBufs = n
 	}

@@ -1,15 +1,17 @@
 // Package compactor turns sealed index files into what tierd stores on a tier: a RocketMQ
-// IndexFile into tierd's compacted index (index/FORMAT.md), a Kafka offset or time index
-// into its used entries without the zero-filled preallocated tail.
+// IndexFile into tierd's compacted index format (index/FORMAT.md), a Kafka offset or time
+// index into its used entries without the zero-filled preallocated tail.
 //
 // Compaction is a stream with memory bounded independently of the input size: a counting
 // pass over the IndexFile learns the exact output size, then the output is produced in
-// windows of a few pool buffers, each filled by one more pass over the input and written
-// straight into a segment.Writer as whole pool buffers. No full-size temporary exists, in
-// memory or on disk. What it holds: one pool buffer for the per-bucket directory (and the
-// input reads), one or more for the output window, and a few KiB of heap.
+// windows of pool buffers, each filled by one more pass over the IndexFile's items (from
+// the page cache when the source keeps them there) and written straight into a
+// segment.Writer as whole pool buffers. No full-size temporary exists, in memory or on
+// disk. A compaction holds one pool buffer for the per-bucket state (16 bytes a bucket)
+// and its input reads, one or more for the output window (Options.MaxBuffers), and a few
+// KiB of heap; two goroutines fill each window from the two halves of the items.
 //
 // Input is untrusted: an IndexFile that breaks its layout fails with an error wrapping
 // index.ErrCorruptIndex, a source that changes between passes with one wrapping
-// segment.ErrSourceChanged; nothing panics.
+// segment.ErrSourceChanged; nothing panics, and every buffer goes back to the pool.
 package compactor
