@@ -134,7 +134,8 @@ func (c *compaction) fillPart(ctx context.Context, k int, rLo, rHi int64, bLo, b
 		be      = binary.BigEndian
 		shift   = c.shift()
 		remMask = uint32(uint64(1)<<shift - 1)
-		lo, hi  = uint32(bLo), uint32(bHi)
+		lo      = uint32(bLo)
+		span    = uint32(bHi - bLo)
 		minPhy  = c.h.MinPhyOffset
 		maxPhy  = c.h.MaxPhyOffset
 		minTD   = c.h.MinTimeDiff
@@ -147,10 +148,11 @@ func (c *compaction) fillPart(ctx context.Context, k int, rLo, rHi int64, bLo, b
 	err := c.readChunks(ctx, pt.in, start, c.itemsOffset(pt.end), itemChunk(pt.in), func(p []byte, off int64) error {
 		crc = crc32.Update(crc, segment.Castagnoli, p)
 		for i := 0; i+index.IndexItemSize <= len(p); i += index.IndexItemSize {
-			keyHash := be.Uint32(p[i:])
+			q := p[i : i+index.IndexItemSize]
+			keyHash := be.Uint32(q)
 			m := fmix32(keyHash)
 			b := m >> shift
-			if b < lo || b > hi {
+			if b-lo > span { // b < lo wraps around
 				continue
 			}
 			// The part's records of bucket b end where the next (newer) part's begin.
@@ -168,8 +170,8 @@ func (c *compaction) fillPart(ctx context.Context, k int, rLo, rHi int64, bLo, b
 			if r < rLo || r >= rHi {
 				continue
 			}
-			phy := int64(be.Uint64(p[i+4:]))
-			td := int32(be.Uint32(p[i+12:]))
+			phy := int64(be.Uint64(q[4:]))
+			td := int32(be.Uint32(q[12:]))
 			if phy < minPhy || phy > maxPhy || td < minTD || td > maxTD {
 				changed = fmt.Errorf("item %d: offset %d or time diff %d outside the counted ranges", pt.first+int((off+int64(i)-start)/index.IndexItemSize), phy, td)
 				return changed
