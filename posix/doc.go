@@ -7,7 +7,7 @@
 //     staging buffer for anything unaligned, the tail padded and the file truncated to its
 //     real size. Filesystems that refuse O_DIRECT get one warning and buffered mode.
 //   - mmap: the file is fallocated to its full size first (a full disk is an error, not a
-//     SIGBUS), then written through short-lived mappings of at most 1 MiB.
+//     SIGBUS), then written through short-lived mappings of at most 4 MiB.
 //   - buffered: pwrite.
 //
 // mmap and buffered push dirty pages to disk and drop them from the page cache every

@@ -7,9 +7,11 @@ import (
 )
 
 // mapChunk is the most a mmap writer maps at once. Mapped pages count towards the
-// process's RSS, so mappings are short-lived and small: with every pool buffer being
-// written at once, mappings add at most capacity x 1 MiB to RSS.
-const mapChunk = 1 << 20
+// process's RSS, so mappings are short-lived: with every pool buffer being written at
+// once, they add at most capacity x 4 MiB. Below 2 MiB the kernel cannot map the file's
+// large folios whole and the copy runs at half speed (measured: 1 MiB 227-317 MB/s,
+// 2 MiB 472, 4 MiB 533-650, 8 MiB 514, on ext4, Linux 6.18).
+const mapChunk = 4 << 20
 
 // mmapSink writes through shared mappings of the (fallocated) file: map a chunk, copy,
 // unmap, and let writeback push the dirty pages to disk window by window.
@@ -28,7 +30,6 @@ func (s *mmapSink) write(p []byte, off int64) error {
 		if err != nil {
 			return err
 		}
-		populateWrite(m)
 		copy(m[lead:], p[:n])
 		if err := unix.Munmap(m); err != nil {
 			return err

@@ -110,12 +110,6 @@ func isNoAttrSupport(err error) bool {
 	return errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EOPNOTSUPP)
 }
 
-// populateWrite pre-faults a fresh shared mapping for writing in one call
-// (MADV_POPULATE_WRITE, Linux 5.14+), instead of one page fault per 4 KiB page.
-func populateWrite(m []byte) {
-	_ = unix.Madvise(m, unix.MADV_POPULATE_WRITE)
-}
-
 // unmapPages drops a read mapping's pages from the process (they stay in the page cache),
 // so a long read through a mapping does not grow RSS.
 func unmapPages(m []byte) {

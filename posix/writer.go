@@ -105,6 +105,9 @@ func (w *writer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// CRC32C implements segment.Checksummer.
+func (w *writer) CRC32C() uint32 { return w.crc }
+
 func (w *writer) Commit(ctx context.Context) error {
 	if w.done {
 		return fmt.Errorf("commit %s: writer already finished", w.key)

@@ -90,6 +90,15 @@ type SourceWriter interface {
 	WriteFrom(src io.ReaderAt) (crc uint32, err error)
 }
 
+// Checksummer is implemented by Writers that compute the CRC-32C of the bytes they are
+// given, as every tierd backend does to store it. Copy then takes the CRC from the Writer
+// instead of computing it a second time over the same memory (which, on the pipeline's
+// critical path, costs a direct-mode copy about 15% of its throughput).
+type Checksummer interface {
+	// CRC32C returns the CRC-32C of everything written so far.
+	CRC32C() uint32
+}
+
 // Reader reads one committed object.
 //
 // ReadAt may be called concurrently. It never returns fewer than len(p) bytes without an

@@ -16,8 +16,9 @@ var Castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // ErrSourceChanged means a source ended before the size it was declared with.
 var ErrSourceChanged = errors.New("source is shorter than its declared size")
 
-// Copy streams the first size bytes of src into w and returns their CRC-32C. It neither
-// commits nor aborts w.
+// Copy streams the first size bytes of src into w and returns their CRC-32C (taken from w
+// when it is a Checksummer, computed while reading otherwise). It neither commits nor
+// aborts w.
 //
 // Bytes move through buffers of pool. With two buffers Copy reads the next chunk while the
 // previous one is written (double buffering); the second buffer is only taken when one is
@@ -31,18 +32,28 @@ func Copy(ctx context.Context, w Writer, src io.ReaderAt, size int64, pool *bufp
 	if err != nil {
 		return 0, err
 	}
+	sum, hasSum := w.(Checksummer)
+	var crc uint32
 	second := pool.TryGet()
 	if second == nil || size <= int64(pool.BufferSize()) {
 		if second != nil {
 			second.Release()
 		}
-		defer first.Release()
-		return copySerial(ctx, w, src, size, first.Bytes())
+		crc, err = copySerial(ctx, w, src, size, first.Bytes(), !hasSum)
+		first.Release()
+	} else {
+		crc, err = copyOverlapped(ctx, w, src, size, !hasSum, first, second)
 	}
-	return copyOverlapped(ctx, w, src, size, first, second)
+	if err != nil {
+		return 0, err
+	}
+	if hasSum {
+		crc = sum.CRC32C()
+	}
+	return crc, nil
 }
 
-func copySerial(ctx context.Context, w Writer, src io.ReaderAt, size int64, buf []byte) (uint32, error) {
+func copySerial(ctx context.Context, w Writer, src io.ReaderAt, size int64, buf []byte, sum bool) (uint32, error) {
 	var crc uint32
 	for off := int64(0); off < size; {
 		if err := ctx.Err(); err != nil {
@@ -52,7 +63,9 @@ func copySerial(ctx context.Context, w Writer, src io.ReaderAt, size int64, buf 
 		if err := readFull(src, p, off); err != nil {
 			return 0, err
 		}
-		crc = crc32.Update(crc, Castagnoli, p)
+		if sum {
+			crc = crc32.Update(crc, Castagnoli, p)
+		}
 		if _, err := w.Write(p); err != nil {
 			return 0, err
 		}
@@ -67,8 +80,8 @@ type chunk struct {
 }
 
 // copyOverlapped runs a reader goroutine one chunk ahead of the writer. It owns and
-// releases both buffers.
-func copyOverlapped(ctx context.Context, w Writer, src io.ReaderAt, size int64, bufs ...*bufpool.Buffer) (uint32, error) {
+// releases both buffers. It computes the CRC only if sum is set.
+func copyOverlapped(ctx context.Context, w Writer, src io.ReaderAt, size int64, sum bool, bufs ...*bufpool.Buffer) (uint32, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	free := make(chan *bufpool.Buffer, len(bufs))
 	for _, b := range bufs {
@@ -93,7 +106,9 @@ func copyOverlapped(ctx context.Context, w Writer, src io.ReaderAt, size int64, 
 				readErr <- err
 				return
 			}
-			crc = crc32.Update(crc, Castagnoli, p)
+			if sum {
+				crc = crc32.Update(crc, Castagnoli, p)
+			}
 			filled <- chunk{b, len(p)}
 			off += int64(len(p))
 		}
