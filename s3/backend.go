@@ -102,7 +102,13 @@ func New(ctx context.Context, cfg Config, node string, pool *bufpool.Pool, log *
 	if err != nil {
 		return nil, fmt.Errorf("s3: %w", err)
 	}
-	tc := transportConfig{roots: roots, conns: cfg.PartConcurrency * max(cfg.Concurrency, 4)}
+	// Keep a connection for every part that can be in flight, so that none is closed and
+	// redialled between parts (with no writer limit, assume 16 writers).
+	writers := cfg.Concurrency
+	if writers == 0 {
+		writers = 16
+	}
+	tc := transportConfig{roots: roots, conns: cfg.PartConcurrency * writers}
 	b := &Backend{
 		prefix: prefix, node: node, pool: pool, log: log,
 		partSize: cfg.PartSize, partConc: cfg.PartConcurrency, putMax: min(cfg.PartSize, bs),

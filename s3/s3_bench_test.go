@@ -2,6 +2,7 @@ package s3
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -253,16 +254,18 @@ func runMC(b *testing.B, srv *miniotest.Server, file string, conc int) sample {
 	srv0 := procCPU(srv.PID())
 	start := time.Now()
 	cmds := make([]*exec.Cmd, conc)
+	stderr := make([]bytes.Buffer, conc)
 	for i := range cmds {
 		cmds[i] = srv.MCCommand("--quiet", "cp", file, fmt.Sprintf("%s/%s/bench/node1/mc-%d", miniotest.Alias, srv.Bucket, i))
+		cmds[i].Stderr = &stderr[i]
 		if err := cmds[i].Start(); err != nil {
 			b.Fatal(err)
 		}
 	}
 	var s sample
-	for _, c := range cmds {
+	for i, c := range cmds {
 		if err := c.Wait(); err != nil {
-			b.Fatalf("mc cp: %v", err)
+			b.Fatalf("mc cp: %v: %s", err, stderr[i].Bytes())
 		}
 		ru := c.ProcessState.SysUsage().(*syscall.Rusage)
 		s.cpu += tvSecs(ru.Utime) + tvSecs(ru.Stime)
