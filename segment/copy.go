@@ -16,13 +16,18 @@ var Castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // ErrSourceChanged means a source ended before the size it was declared with.
 var ErrSourceChanged = errors.New("source is shorter than its declared size")
 
+// copyDepth is the most buffers one Copy uses: the reader runs up to copyDepth-1 chunks
+// ahead of the writer, which absorbs the device's latency jitter (measured on a virtual
+// disk, 1 GiB O_DIRECT copy: 2 buffers 864 MB/s, 3 934, 4 1064; dd 825).
+const copyDepth = 4
+
 // Copy streams the first size bytes of src into w and returns their CRC-32C (taken from w
 // when it is a Checksummer, computed while reading otherwise). It neither commits nor
 // aborts w.
 //
-// Bytes move through buffers of pool. With two buffers Copy reads the next chunk while the
-// previous one is written (double buffering); the second buffer is only taken when one is
-// free at once (see bufpool's deadlock rule), so Copy never waits holding a buffer. A
+// Bytes move through buffers of pool. With more than one buffer Copy reads ahead while
+// earlier chunks are written; the extra buffers (up to copyDepth in all) are only taken
+// when free at once (see bufpool's deadlock rule), so Copy never waits holding a buffer. A
 // SourceWriter pulls from src itself and Copy takes no buffer at all.
 func Copy(ctx context.Context, w Writer, src io.ReaderAt, size int64, pool *bufpool.Pool) (uint32, error) {
 	if sw, ok := w.(SourceWriter); ok {
@@ -34,15 +39,19 @@ func Copy(ctx context.Context, w Writer, src io.ReaderAt, size int64, pool *bufp
 	}
 	sum, hasSum := w.(Checksummer)
 	var crc uint32
-	second := pool.TryGet()
-	if second == nil || size <= int64(pool.BufferSize()) {
-		if second != nil {
-			second.Release()
+	bufs := []*bufpool.Buffer{first}
+	for len(bufs) < copyDepth && int64(len(bufs)*pool.BufferSize()) < size {
+		b := pool.TryGet()
+		if b == nil {
+			break
 		}
+		bufs = append(bufs, b)
+	}
+	if len(bufs) == 1 {
 		crc, err = copySerial(ctx, w, src, size, first.Bytes(), !hasSum)
 		first.Release()
 	} else {
-		crc, err = copyOverlapped(ctx, w, src, size, !hasSum, first, second)
+		crc, err = copyOverlapped(ctx, w, src, size, !hasSum, bufs...)
 	}
 	if err != nil {
 		return 0, err
@@ -79,8 +88,8 @@ type chunk struct {
 	n   int
 }
 
-// copyOverlapped runs a reader goroutine one chunk ahead of the writer. It owns and
-// releases both buffers. It computes the CRC only if sum is set.
+// copyOverlapped runs a reader goroutine up to len(bufs)-1 chunks ahead of the writer. It
+// owns and releases the buffers. It computes the CRC only if sum is set.
 func copyOverlapped(ctx context.Context, w Writer, src io.ReaderAt, size int64, sum bool, bufs ...*bufpool.Buffer) (uint32, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	free := make(chan *bufpool.Buffer, len(bufs))
