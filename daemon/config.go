@@ -53,6 +53,18 @@ type Tier struct {
 	// AbortUpload aborts an incomplete upload a crashed job journaled (S3 multipart
 	// upload id). nil where writes have no such state.
 	AbortUpload func(ctx context.Context, key segment.Key, uploadID string) error
+	// RetainFor deletes objects from this tier once their segment is this old (0 = keep
+	// forever), but never the last copy of a segment another tier still wants.
+	RetainFor time.Duration
+	// MaxBytes caps this node's bytes on the tier (0 = no cap): the oldest objects go
+	// first, under the same last-copy rule.
+	MaxBytes int64
+}
+
+// Pacer slows reads of the broker's disk (see internal/pacing). WaitN blocks until n
+// more bytes may be read.
+type Pacer interface {
+	WaitN(ctx context.Context, n int) error
 }
 
 // Config is everything the daemon needs, already built (cmd/tierd wires it from YAML).
@@ -73,6 +85,14 @@ type Config struct {
 	// Attempts is how many times a job is tried in a row before it waits for a later
 	// pass (with backoff). Default 3.
 	Attempts int
+	// LocalDeleteAfter lets tierd delete a sealed local segment this long after its last
+	// write, once every tier that must hold it (those whose OffloadAfter is at most
+	// LocalDeleteAfter; the first tier if none) has a copy whose size and CRC-32C, and the
+	// local file's, are re-checked just before. 0 = never (the default: the broker owns
+	// its files).
+	LocalDeleteAfter time.Duration
+	// Pacer, if set, paces reads of local files (adaptive pacing on the broker's disk).
+	Pacer Pacer
 	// Listen is the HTTP address for /healthz, /readyz, /status and /metrics ("" = none).
 	Listen  string
 	Version string

@@ -10,7 +10,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/segment"
 )
 
@@ -34,6 +33,8 @@ type Daemon struct {
 	ready    bool
 	stopping bool
 	httpAddr string
+	oneShot  bool             // RunOnce: a job is tried once per pass
+	passDone map[jobID]bool   // RunOnce: jobs done in this pass
 	intents  map[jobID]uint64 // journal entries of running jobs, for NoteUpload
 }
 
@@ -66,6 +67,7 @@ type tierState struct {
 	paused    bool
 	usedRatio float64
 	failing   bool // the last attempt failed for a reason of the tier's
+	expired   int64
 	lastErr   string
 	lastErrAt time.Time
 	due       int
@@ -91,6 +93,7 @@ func New(cfg Config) (*Daemon, error) {
 		retry:    map[jobID]retryState{},
 		skipped:  map[string]string{},
 		intents:  map[jobID]uint64{},
+		passDone: map[jobID]bool{},
 	}
 	for _, s := range cfg.Sources {
 		sealer, err := segment.NewSealer(s.SealGrace)
@@ -145,6 +148,7 @@ func (d *Daemon) RunOnce(ctx context.Context) error {
 	if err := d.start(ctx); err != nil {
 		return err
 	}
+	d.oneShot = true
 	var jobs sync.WaitGroup
 	d.scan(ctx)
 	select {
@@ -311,190 +315,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
-}
-
-// due is one (segment, tier) pair that should be offloaded now.
-type due struct {
-	seg  segment.Segment
-	tier *tierState
-	key  segment.Key
-}
-
-// plan lists the pairs due now, oldest segment first, and updates each tier's lag.
-func (d *Daemon) plan() []due {
-	d.mu.Lock()
-	sealed := d.sealed
-	d.mu.Unlock()
-	now := d.cfg.Now()
-	var out []due
-	for _, t := range d.tiers {
-		count, oldest := 0, time.Time{}
-		for _, seg := range sealed {
-			if now.Sub(seg.ModTime) < t.OffloadAfter {
-				continue
-			}
-			key, err := d.segmentKey(seg)
-			if err != nil {
-				continue
-			}
-			if _, err := d.cfg.Catalog.Get(t.Name, key); err == nil {
-				continue
-			} else if !errors.Is(err, segment.ErrNotFound) {
-				d.log.Error("read catalog", zap.Error(err))
-				continue
-			}
-			count++
-			if oldest.IsZero() {
-				oldest = seg.ModTime
-			}
-			out = append(out, due{seg: seg, tier: t, key: key})
-		}
-		t.mu.Lock()
-		t.due, t.oldestDue = count, oldest
-		t.mu.Unlock()
-		d.m.pendingSegments.WithLabelValues(t.Name).Set(float64(count))
-		lag := 0.0
-		if !oldest.IsZero() {
-			lag = now.Sub(oldest).Seconds()
-		}
-		d.m.oldestPending.WithLabelValues(t.Name).Set(lag)
-	}
-	slices.SortStableFunc(out, func(a, b due) int { return a.seg.ModTime.Compare(b.seg.ModTime) })
-	return out
-}
-
-// dispatch starts jobs for due pairs while workers and tier slots are free, and returns
-// how many it started. A pair already running, waiting for a retry, or on a paused tier
-// is left for later.
-func (d *Daemon) dispatch(ctx, jobCtx context.Context, jobs *sync.WaitGroup) int {
-	started := 0
-	now := d.cfg.Now()
-	d.checkTiers()
-	for _, p := range d.plan() {
-		id := jobID{p.tier.Name, p.key}
-		d.mu.Lock()
-		r, retrying := d.retry[id]
-		skip := d.inFlight[id] || d.stopping || (retrying && now.Before(r.next))
-		d.mu.Unlock()
-		if skip || p.tier.isPaused() || ctx.Err() != nil {
-			continue
-		}
-		select {
-		case p.tier.slots <- struct{}{}:
-		default:
-			continue // the tier is busy; a finishing job wakes the loop
-		}
-		select {
-		case d.workers <- struct{}{}:
-		case <-ctx.Done():
-			<-p.tier.slots
-			return started
-		}
-		d.mu.Lock()
-		d.inFlight[id] = true
-		d.mu.Unlock()
-		started++
-		jobs.Add(1)
-		go func() {
-			defer jobs.Done()
-			d.runJob(jobCtx, id, p)
-			<-d.workers
-			<-p.tier.slots
-			select {
-			case d.wake <- struct{}{}:
-			default:
-			}
-		}()
-	}
-	return started
-}
-
-// runJob runs one job with up to Attempts tries and records the outcome.
-func (d *Daemon) runJob(ctx context.Context, id jobID, p due) {
-	t := p.tier
-	t.mu.Lock()
-	t.inFlight++
-	t.mu.Unlock()
-	d.m.inFlight.WithLabelValues(t.Name).Inc()
-	defer func() {
-		t.mu.Lock()
-		t.inFlight--
-		t.mu.Unlock()
-		d.m.inFlight.WithLabelValues(t.Name).Dec()
-	}()
-	log := d.log.With(zap.String("tier", t.Name), zap.String("segment", p.seg.Path), zap.Stringer("key", p.key))
-	var err error
-	var rec catalog.Record
-	for attempt := 1; attempt <= d.cfg.Attempts; attempt++ {
-		if attempt > 1 {
-			d.m.retries.WithLabelValues(t.Name).Inc()
-			select {
-			case <-ctx.Done():
-			case <-time.After(d.cfg.Backoff.Delay(attempt - 1)):
-			}
-		}
-		if ctx.Err() != nil {
-			err = ctx.Err()
-			break
-		}
-		start := time.Now()
-		rec, err = d.offload(ctx, p.seg, t, nil)
-		if err == nil {
-			log.Info("offloaded", zap.Int64("bytes", rec.Size), zap.Duration("took", time.Since(start)))
-			break
-		}
-		d.m.errors.WithLabelValues(t.Name).Inc()
-		if errors.Is(err, errSkip) || ctx.Err() != nil {
-			break
-		}
-		log.Warn("offload failed", zap.Int("attempt", attempt), zap.Error(err))
-		t.noteError(err, d.cfg.Now())
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	delete(d.inFlight, id)
-	switch {
-	case err == nil:
-		delete(d.retry, id)
-		t.noteSuccess(rec.Size)
-		d.m.offloadedBytes.WithLabelValues(t.Name).Add(float64(rec.Size))
-		d.m.offloadedSegments.WithLabelValues(t.Name).Inc()
-	case errors.Is(err, errSkip):
-		log.Warn("segment not offloaded; will look again after the next scans", zap.Error(err))
-		r := d.retry[id]
-		r.failures++
-		r.err, r.next = err, d.cfg.Now().Add(d.cfg.Backoff.Max)
-		d.retry[id] = r
-	case ctx.Err() != nil:
-		log.Info("job aborted by shutdown", zap.Error(err))
-	default:
-		r := d.retry[id]
-		r.failures++
-		r.err = err
-		r.next = d.cfg.Now().Add(d.cfg.Backoff.Delay(r.failures + d.cfg.Attempts))
-		d.retry[id] = r
-		log.Error("offload failed; retrying later", zap.Int("failures", r.failures), zap.Time("next", r.next), zap.Error(err))
-	}
-}
-
-func (t *tierState) noteError(err error, now time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.failing, t.lastErr, t.lastErrAt = true, err.Error(), now
-}
-
-func (t *tierState) noteSuccess(bytes int64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.failing = false
-	t.segments++
-	t.bytes += bytes
-}
-
-func (t *tierState) isPaused() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.paused
 }
 
 // checkTiers updates each guarded tier's fill level and pauses it (an alarm: metric and

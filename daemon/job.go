@@ -85,7 +85,7 @@ func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState
 	if src.Size() != seg.Size {
 		return catalog.Record{}, fmt.Errorf("%w: %s changed size since it was sealed (%d -> %d bytes)", errSkip, seg.Path, seg.Size, src.Size())
 	}
-	rec, w, err := d.write(ctx, seg, source, src, t, key, progress)
+	rec, w, err := d.write(ctx, seg, source, d.paced(ctx, src), t, key, progress)
 	if err == nil {
 		err = w.Commit(ctx)
 	}
@@ -128,7 +128,7 @@ func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState
 // write streams seg from src into a new object under key on t, in the form its kind is
 // stored in, and returns the record's format, sizes and checksums, and the Writer (nil if
 // none was created), which the caller commits or aborts.
-func (d *Daemon) write(ctx context.Context, seg segment.Segment, source *sourceState, src *posix.FileReader, t *tierState, key segment.Key, progress func(int64)) (catalog.Record, segment.Writer, error) {
+func (d *Daemon) write(ctx context.Context, seg segment.Segment, source *sourceState, src io.ReaderAt, t *tierState, key segment.Key, progress func(int64)) (catalog.Record, segment.Writer, error) {
 	var w segment.Writer
 	create := func(size int64) (segment.Writer, error) {
 		var err error
@@ -239,5 +239,27 @@ type progressReader struct {
 func (p progressReader) ReadAt(b []byte, off int64) (int, error) {
 	n, err := p.r.ReadAt(b, off)
 	p.fn(int64(n))
+	return n, err
+}
+
+// paced wraps a reader of the broker's disk with the adaptive pacer, if there is one.
+func (d *Daemon) paced(ctx context.Context, r io.ReaderAt) io.ReaderAt {
+	if d.cfg.Pacer == nil {
+		return r
+	}
+	return pacedReader{ctx: ctx, r: r, p: d.cfg.Pacer}
+}
+
+type pacedReader struct {
+	ctx context.Context
+	r   io.ReaderAt
+	p   Pacer
+}
+
+func (p pacedReader) ReadAt(b []byte, off int64) (int, error) {
+	n, err := p.r.ReadAt(b, off)
+	if werr := p.p.WaitN(p.ctx, n); werr != nil && err == nil {
+		err = werr
+	}
 	return n, err
 }

@@ -24,6 +24,7 @@ type metrics struct {
 	skippedFiles      *prometheus.GaugeVec
 	scanSeconds       prometheus.Histogram
 	deletedLocal      *prometheus.CounterVec
+	expired           *prometheus.CounterVec
 }
 
 func newMetrics(pool *bufpool.Pool) *metrics {
@@ -42,7 +43,8 @@ func newMetrics(pool *bufpool.Pool) *metrics {
 	m.skippedFiles = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tierd_skipped_files", Help: "Files in a source skipped by the last scan as foreign or corrupt."}, []string{"source"})
 	m.scanSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tierd_scan_duration_seconds", Help: "Time to scan all sources.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)})
 	m.deletedLocal = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tierd_local_deleted_segments_total", Help: "Local segments deleted by the local delete policy."}, []string{"source"})
-	for _, c := range []prometheus.Collector{m.offloadedBytes, m.offloadedSegments, m.errors, m.retries, m.inFlight, m.oldestPending,
+	m.expired = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tierd_expired_objects_total", Help: "Objects deleted from a tier by retention (why: retain_for or max_bytes)."}, []string{"tier", "why"})
+	for _, c := range []prometheus.Collector{m.expired, m.offloadedBytes, m.offloadedSegments, m.errors, m.retries, m.inFlight, m.oldestPending,
 		m.pendingSegments, m.tierUsed, m.tierPaused, m.sealed, m.skippedFiles, m.scanSeconds, m.deletedLocal} {
 		f(c)
 	}

@@ -2,17 +2,18 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/tierd/tierd/segment"
 )
 
 // ScanReport is a dry run: what is sealed, what is not and why, what was skipped, and
-// what would move to each tier now.
+// what each policy would do now.
 type ScanReport struct {
 	Sources []SourceReport `json:"sources"`
 	Tiers   []TierReport   `json:"tiers"`
+	// DeleteLocal lists local files local.delete_after would delete now.
+	DeleteLocal []string `json:"delete_local"`
 }
 
 // SourceReport is one source's scan.
@@ -25,14 +26,17 @@ type SourceReport struct {
 	Skipped  []segment.Skipped `json:"skipped"`
 }
 
-// TierReport is what the policy of one tier would do with the sealed segments.
+// TierReport is what the policy of one tier would do.
 type TierReport struct {
 	Name string `json:"name"`
-	// Move lists the segments due now and not on the tier.
+	// Move lists the copies due now: a local path, or "<tier>:<key>" when the local file
+	// is gone and the copy comes from another tier.
 	Move []string `json:"move"`
-	// Later lists sealed segments not due yet, with when they become due.
+	// Later lists sealed local segments not due yet, with when they become due.
 	Later []DueLater `json:"later"`
-	// Present counts sealed segments already on the tier.
+	// Expire lists objects retention would delete now, with why (retain_for, max_bytes).
+	Expire []string `json:"expire"`
+	// Present counts segments the tier holds.
 	Present int  `json:"present"`
 	Paused  bool `json:"paused"`
 }
@@ -43,8 +47,8 @@ type DueLater struct {
 	Due  time.Time `json:"due"`
 }
 
-// Scan is a dry run: it scans twice (as sealing needs) and reports what each tier's policy
-// would do, changing nothing.
+// Scan is a dry run: it scans twice (as sealing needs) and reports what the policy would
+// do, changing nothing.
 func (d *Daemon) Scan(ctx context.Context) (ScanReport, error) {
 	d.scan(ctx)
 	select {
@@ -68,27 +72,33 @@ func (d *Daemon) Scan(ctx context.Context) (ScanReport, error) {
 		}
 		rep.Sources = append(rep.Sources, sr)
 	}
+	d.mu.Lock()
+	d.sealed = sealed
+	d.mu.Unlock()
 	d.checkTiers()
+	p, err := d.policy(now)
+	if err != nil {
+		return rep, err
+	}
 	for _, t := range d.tiers {
-		tr := TierReport{Name: t.Name, Paused: t.isPaused()}
-		for _, seg := range sealed {
-			key, err := d.segmentKey(seg)
-			if err != nil {
-				continue
+		tr := TierReport{Name: t.Name, Paused: t.isPaused(), Present: p.present[t.Name], Later: p.later[t.Name]}
+		for _, j := range p.jobs {
+			switch {
+			case j.tier != t:
+			case j.kind == jobCopy && j.seg != nil:
+				tr.Move = append(tr.Move, j.seg.Path)
+			case j.kind == jobCopy:
+				tr.Move = append(tr.Move, j.from.Name+":"+string(j.key))
+			case j.kind == jobExpire:
+				tr.Expire = append(tr.Expire, string(j.key)+" ("+j.why+")")
 			}
-			if _, err := d.cfg.Catalog.Get(t.Name, key); err == nil {
-				tr.Present++
-				continue
-			} else if !errors.Is(err, segment.ErrNotFound) {
-				return rep, err
-			}
-			if dueAt := seg.ModTime.Add(t.OffloadAfter); now.Before(dueAt) {
-				tr.Later = append(tr.Later, DueLater{Path: seg.Path, Due: dueAt})
-				continue
-			}
-			tr.Move = append(tr.Move, seg.Path)
 		}
 		rep.Tiers = append(rep.Tiers, tr)
+	}
+	for _, j := range p.jobs {
+		if j.kind == jobDeleteLocal {
+			rep.DeleteLocal = append(rep.DeleteLocal, j.seg.Path)
+		}
 	}
 	return rep, nil
 }

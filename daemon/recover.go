@@ -53,6 +53,13 @@ func (d *Daemon) settle(ctx context.Context, in catalog.Intent) error {
 		log.Warn("intent for a tier no longer configured: dropped")
 		return d.cfg.Catalog.Finish(in.ID)
 	}
+	if in.Op == catalog.OpDelete {
+		log.Info("interrupted expiry finished")
+		if err := d.deleteObject(ctx, t, in.Key); err != nil {
+			return err
+		}
+		return d.cfg.Catalog.Finish(in.ID)
+	}
 	if _, err := d.cfg.Catalog.Get(in.Tier, in.Key); err == nil {
 		return d.cfg.Catalog.Finish(in.ID) // committed; only the clearing was lost
 	}
@@ -69,7 +76,11 @@ func (d *Daemon) settle(ctx context.Context, in catalog.Intent) error {
 	if err != nil {
 		return err
 	}
-	if rec, ok := d.matchLocal(ctx, in, info); ok {
+	rec, ok := d.matchLocal(ctx, in, info)
+	if !ok {
+		rec, ok = d.matchHolder(in, info)
+	}
+	if ok {
 		if err := d.cfg.Catalog.WriteMarker(ctx, t.Backend, rec); err != nil {
 			return err
 		}
@@ -125,6 +136,23 @@ func (d *Daemon) matchLocal(ctx context.Context, in catalog.Intent, info segment
 		Size: info.Size, CRC32C: crc, LocalSize: info.Size, LocalCRC32C: crc,
 		SegmentModTime: fi.ModTime(), OffloadedAt: now, Verified: now,
 	}, true
+}
+
+// matchHolder checks a committed object against another tier's record of the same key
+// (a copy from tier to tier): same size and CRC-32C make it that record's copy.
+func (d *Daemon) matchHolder(in catalog.Intent, info segment.Info) (catalog.Record, bool) {
+	for _, t := range d.tiers {
+		if t.Name == in.Tier {
+			continue
+		}
+		rec, err := d.cfg.Catalog.Get(t.Name, in.Key)
+		if err == nil && rec.Size == info.Size && rec.CRC32C == info.CRC32C {
+			now := d.cfg.Now()
+			rec.Tier, rec.OffloadedAt, rec.Verified = in.Tier, now, now
+			return rec, true
+		}
+	}
+	return catalog.Record{}, false
 }
 
 // ReconcileReport says what Reconcile found and did.

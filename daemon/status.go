@@ -42,9 +42,10 @@ type TierStatus struct {
 	// the age of the oldest of them (the lag).
 	Due              int     `json:"due"`
 	OldestDueSeconds float64 `json:"oldest_due_seconds"`
-	// Segments and Bytes were offloaded by this run.
+	// Segments and Bytes were offloaded by this run; Expired objects deleted by retention.
 	Segments int64 `json:"segments_offloaded"`
 	Bytes    int64 `json:"bytes_offloaded"`
+	Expired  int64 `json:"objects_expired"`
 }
 
 // PoolStatus is the buffer pool's state.
@@ -83,7 +84,7 @@ func (d *Daemon) Status() Status {
 		ts := TierStatus{
 			Name: t.Name, Type: t.Type, Paused: t.paused, UsedRatio: t.usedRatio, Failing: t.failing,
 			LastError: t.lastErr, LastErrorAt: t.lastErrAt, InFlight: t.inFlight, Due: t.due,
-			Segments: t.segments, Bytes: t.bytes,
+			Segments: t.segments, Bytes: t.bytes, Expired: t.expired,
 		}
 		if !t.oldestDue.IsZero() {
 			ts.OldestDueSeconds = now.Sub(t.oldestDue).Seconds()

@@ -52,7 +52,7 @@ e.g. tierd -c DIR/tierd.yaml verify.`,
 			if err != nil {
 				return err
 			}
-			d, err := a.newDaemon()
+			d, err := a.newDaemon(cmd.Context())
 			if err != nil {
 				a.close()
 				return err

@@ -36,7 +36,7 @@ is shown when stderr is a terminal. Needs the catalog: stop the daemon first.`,
 			if _, err := a.tier(tier); err != nil {
 				return err
 			}
-			d, err := a.newDaemon()
+			d, err := a.newDaemon(cmd.Context())
 			if err != nil {
 				return err
 			}

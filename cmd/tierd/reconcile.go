@@ -23,7 +23,7 @@ stop the daemon first (the daemon does this itself when it starts after a crash)
 				return err
 			}
 			defer a.close()
-			d, err := a.newDaemon()
+			d, err := a.newDaemon(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -24,7 +24,7 @@ every sealed segment due on a tier is there, 1 otherwise.`,
 				return err
 			}
 			defer a.close()
-			d, err := a.newDaemon()
+			d, err := a.newDaemon(cmd.Context())
 			if err != nil {
 				return err
 			}

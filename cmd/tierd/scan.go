@@ -23,7 +23,7 @@ func newScanCmd(g *globals) *cobra.Command {
 			if a.cat == nil {
 				return fmt.Errorf("scan needs the catalog, which a running tierd holds: see its /status, or stop it")
 			}
-			d, err := a.newDaemon()
+			d, err := a.newDaemon(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -52,12 +52,21 @@ func newScanCmd(g *globals) *cobra.Command {
 				if t.Paused {
 					state = " (paused: filesystem too full)"
 				}
-				fmt.Fprintf(w, "tier %s%s: %d to move now, %d later, %d already there\n", t.Name, state, len(t.Move), len(t.Later), t.Present)
+				fmt.Fprintf(w, "tier %s%s: %d to move now, %d later, %d to expire, %d already there\n", t.Name, state, len(t.Move), len(t.Later), len(t.Expire), t.Present)
 				for _, p := range t.Move {
 					fmt.Fprintf(w, "  move\t%s\n", p)
 				}
 				for _, l := range t.Later {
 					fmt.Fprintf(w, "  later\t%s\tdue %s\n", l.Path, l.Due.Format(time.RFC3339))
+				}
+				for _, e := range t.Expire {
+					fmt.Fprintf(w, "  expire\t%s\n", e)
+				}
+			}
+			if len(rep.DeleteLocal) > 0 {
+				fmt.Fprintf(w, "local: %d to delete (local.delete_after; every required tier holds a verified copy)\n", len(rep.DeleteLocal))
+				for _, p := range rep.DeleteLocal {
+					fmt.Fprintf(w, "  delete\t%s\n", p)
 				}
 			}
 			return w.Flush()

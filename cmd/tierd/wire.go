@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -17,6 +18,7 @@ import (
 	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/config"
 	"github.com/tierd/tierd/daemon"
+	"github.com/tierd/tierd/internal/pacing"
 	"github.com/tierd/tierd/internal/throttle"
 	"github.com/tierd/tierd/posix"
 	"github.com/tierd/tierd/s3"
@@ -156,7 +158,8 @@ func buildSource(s config.Source) (daemon.Source, error) {
 }
 
 func (a *app) buildTier(ctx context.Context, t config.Tier) (daemon.Tier, error) {
-	tier := daemon.Tier{Name: t.Name, Type: string(t.Type), OffloadAfter: t.OffloadAfter.Std(), Concurrency: t.Concurrency}
+	tier := daemon.Tier{Name: t.Name, Type: string(t.Type), OffloadAfter: t.OffloadAfter.Std(), Concurrency: t.Concurrency,
+		RetainFor: orZero(t.RetainFor), MaxBytes: t.MaxBytes.Int64()}
 	switch t.Type {
 	case config.TierPosix:
 		be, err := posix.New(posix.Config{Path: t.Posix.Path, WriteMode: posix.Mode(t.Posix.WriteMode)}, a.log.Named("posix").With(zap.String("tier", t.Name)))
@@ -195,6 +198,14 @@ func (a *app) buildTier(ctx context.Context, t config.Tier) (daemon.Tier, error)
 	return tier, nil
 }
 
+// orZero maps "never" to 0, which the daemon reads as "no limit".
+func orZero(d config.Duration) time.Duration {
+	if d.IsNever() {
+		return 0
+	}
+	return d.Std()
+}
+
 func rateOrZero(r config.Rate) int64 {
 	if r.IsUnlimited() {
 		return 0
@@ -210,12 +221,44 @@ func (a *app) daemonConfig() daemon.Config {
 		Workers: c.Workers, ScanInterval: c.ScanInterval.Std(), ShutdownTimeout: c.ShutdownTimeout.Std(),
 		Backoff: daemon.Backoff{Initial: c.Retry.Initial.Std(), Max: c.Retry.Max.Std()},
 		Listen:  c.HTTP.Listen, Version: version, Log: a.log,
+		LocalDeleteAfter: orZero(c.Local.DeleteAfter),
 	}
 }
 
-// newDaemon builds the daemon and routes S3 upload ids into its journal.
-func (a *app) newDaemon() (*daemon.Daemon, error) {
-	d, err := daemon.New(a.daemonConfig())
+// startPacer starts adaptive pacing if pacing.disk_busy is set, on pacing.device or the
+// device holding the first source, until ctx ends. It returns nil when pacing is off.
+func (a *app) startPacer(ctx context.Context) (*pacing.Pacer, error) {
+	c := a.cfg.Pacing
+	if c.DiskBusy.Fraction() <= 0 {
+		return nil, nil
+	}
+	dev := c.Device
+	if dev == "" {
+		var err error
+		if dev, err = pacing.DeviceOf(a.srcs[0].Root, ""); err != nil {
+			return nil, usageError{err}
+		}
+	}
+	p, err := pacing.New(pacing.Config{Device: dev, Busy: c.DiskBusy.Fraction(), Log: a.log.Named("pacing")})
+	if err != nil {
+		return nil, usageError{err}
+	}
+	go p.Run(ctx)
+	return p, nil
+}
+
+// newDaemon builds the daemon (with adaptive pacing until ctx ends, if configured) and
+// routes S3 upload ids into its journal.
+func (a *app) newDaemon(ctx context.Context) (*daemon.Daemon, error) {
+	cfg := a.daemonConfig()
+	p, err := a.startPacer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if p != nil {
+		cfg.Pacer = p
+	}
+	d, err := daemon.New(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,290 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tierd/tierd/catalog"
+	"github.com/tierd/tierd/posix"
+	"github.com/tierd/tierd/segment"
+)
+
+// chain is an env with several posix tiers and a clock the test moves.
+type chain struct {
+	*env
+	tiers map[string]*posix.Backend
+	now   time.Time
+}
+
+func newChain(t *testing.T, names ...string) *chain {
+	c := &chain{env: newEnv(t), tiers: map[string]*posix.Backend{}, now: time.Now()}
+	for _, n := range names {
+		b, err := posix.New(posix.Config{Path: filepath.Join(t.TempDir(), n), WriteMode: posix.Buffered}, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.tiers[n] = b
+	}
+	return c
+}
+
+// pass runs one RunOnce at the chain's clock with the given tiers (in order, hot to cold).
+func (c *chain) pass(tiers []Tier, mod ...func(*Config)) *Daemon {
+	c.t.Helper()
+	for i := range tiers {
+		tiers[i].Backend = c.tiers[tiers[i].Name]
+		tiers[i].Type = "posix"
+	}
+	d := c.daemon(append([]func(*Config){func(cfg *Config) {
+		cfg.Tiers = tiers
+		cfg.Now = func() time.Time { return c.now }
+	}}, mod...)...)
+	if err := d.RunOnce(context.Background()); err != nil {
+		c.t.Fatal(err)
+	}
+	return d
+}
+
+// held lists the object keys (markers left out) each tier holds, and checks that the
+// catalog says exactly the same and that every object has its marker.
+func (c *chain) held(tier string) []string {
+	c.t.Helper()
+	ctx := context.Background()
+	ents, err := c.tiers[tier].List(ctx, "")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var objs, markers []string
+	for _, e := range ents {
+		if strings.Contains(string(e.Key), "/_tierd/") {
+			markers = append(markers, string(e.Key))
+		} else {
+			objs = append(objs, string(e.Key))
+		}
+	}
+	recs, _ := c.cat.List(tier)
+	var inCat []string
+	for _, r := range recs {
+		inCat = append(inCat, string(r.Key))
+	}
+	sort.Strings(inCat)
+	if strings.Join(objs, ",") != strings.Join(inCat, ",") {
+		c.t.Fatalf("tier %s holds %v, its catalog records say %v", tier, objs, inCat)
+	}
+	if len(markers) != len(objs) {
+		c.t.Fatalf("tier %s: %d objects, %d markers", tier, len(objs), len(markers))
+	}
+	return objs
+}
+
+func (c *chain) localLeft(paths []string) int {
+	n := 0
+	for _, p := range paths {
+		if _, err := os.Stat(p); err == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// TestThreeTierChainWithLocalDelete: ssd right away, hdd after 2h, cold after 4h; local
+// files deleted after 90 minutes (only ssd must hold them by then); ssd keeps objects
+// 3h. Segments are an hour old at the start.
+func TestThreeTierChainWithLocalDelete(t *testing.T) {
+	c := newChain(t, "ssd", "hdd", "cold")
+	sealed, active := store(t, c.root)
+	tiers := func() []Tier {
+		return []Tier{
+			{Name: "ssd", Concurrency: 2, RetainFor: 3 * time.Hour},
+			{Name: "hdd", Concurrency: 2, OffloadAfter: 2 * time.Hour},
+			{Name: "cold", Concurrency: 2, OffloadAfter: 4 * time.Hour},
+		}
+	}
+	deleteAfter := func(cfg *Config) { cfg.LocalDeleteAfter = 90 * time.Minute }
+
+	// Age 1h: ssd gets everything; nothing is deleted yet.
+	c.pass(tiers(), deleteAfter)
+	if n := len(c.held("ssd")); n != len(sealed) || len(c.held("hdd"))+len(c.held("cold")) != 0 {
+		t.Fatalf("age 1h: ssd %d, hdd %d, cold %d", n, len(c.held("hdd")), len(c.held("cold")))
+	}
+	if c.localLeft(sealed) != len(sealed) {
+		t.Fatal("age 1h: local files deleted before delete_after")
+	}
+	want := map[string][]byte{}
+	for _, k := range c.held("ssd") {
+		want[k], _ = os.ReadFile(filepath.Join(c.tiers["ssd"].Root(), k))
+	}
+
+	// Age 1h40m: the local files go (ssd, the only required tier, holds verified copies).
+	c.now = c.now.Add(40 * time.Minute)
+	c.pass(tiers(), deleteAfter)
+	if n := c.localLeft(sealed); n != 0 {
+		t.Fatalf("age 1h40m: %d local sealed files left", n)
+	}
+	if c.localLeft(active) != len(active) {
+		t.Fatal("an active file was deleted")
+	}
+
+	// Age 2h10m: hdd copies from ssd (the local files are gone).
+	c.now = c.now.Add(30 * time.Minute)
+	c.pass(tiers(), deleteAfter)
+	if n := len(c.held("hdd")); n != len(sealed) {
+		t.Fatalf("age 2h10m: hdd holds %d, want %d", n, len(sealed))
+	}
+
+	// Age 4h10m: ssd's copies expire (hdd holds them), and cold copies from hdd, not ssd.
+	c.now = c.now.Add(2 * time.Hour)
+	c.pass(tiers(), deleteAfter)
+	if n := len(c.held("ssd")); n != 0 {
+		t.Fatalf("age 4h10m: ssd still holds %d", n)
+	}
+	for _, tier := range []string{"hdd", "cold"} {
+		keys := c.held(tier)
+		if len(keys) != len(sealed) {
+			t.Fatalf("age 4h10m: %s holds %d, want %d", tier, len(keys), len(sealed))
+		}
+		for _, k := range keys {
+			got, _ := os.ReadFile(filepath.Join(c.tiers[tier].Root(), k))
+			if !bytes.Equal(got, want[k]) {
+				t.Fatalf("%s on %s differs from the first copy", k, tier)
+			}
+		}
+	}
+	// The catalog can be rebuilt from a tier's markers alone, record for record.
+	var dump bytes.Buffer
+	if err := c.cat.Dump(&dump); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := catalog.Open(t.TempDir(), testNode, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	for _, tier := range []string{"hdd", "cold"} {
+		if n, skipped, err := fresh.Rebuild(context.Background(), tier, c.tiers[tier]); err != nil || n != len(sealed) || len(skipped) != 0 {
+			t.Fatalf("rebuild %s: %d, %v, %v", tier, n, skipped, err)
+		}
+	}
+	var rebuilt bytes.Buffer
+	fresh.Dump(&rebuilt)
+	if dump.String() != rebuilt.String() {
+		t.Fatalf("rebuilt catalog differs:\n%s\nvs\n%s", dump.String(), rebuilt.String())
+	}
+}
+
+// TestRetention: retain_for and max_bytes remove exactly the oldest objects they should,
+// and never the last copy a colder tier still wants.
+func TestRetention(t *testing.T) {
+	c := newChain(t, "a", "b")
+	store(t, c.root) // 3 sealed: commit log 65536 B, consume queue 6000 B, IndexFile (compacted, small)
+	// b is capped below the three segments' total: the oldest (by time, then key: the
+	// commit log) goes; a keeps nothing past 30 minutes while local files exist.
+	d := c.pass([]Tier{{Name: "a", Concurrency: 1, RetainFor: 30 * time.Minute}, {Name: "b", Concurrency: 1, MaxBytes: 70000}})
+	d = c.pass([]Tier{{Name: "a", Concurrency: 1, RetainFor: 30 * time.Minute}, {Name: "b", Concurrency: 1, MaxBytes: 70000}})
+	if got := c.held("a"); len(got) != 0 {
+		t.Fatalf("a holds %v past retain_for", got)
+	}
+	got := c.held("b")
+	if len(got) != 2 || strings.Contains(strings.Join(got, ","), "commitlog") {
+		t.Fatalf("b (max 70000 B) holds %v, want everything but the commit log", got)
+	}
+	if st := d.Status(); st.Tiers[0].Expired+st.Tiers[1].Expired == 0 {
+		t.Fatalf("status counts no expiry: %+v", st.Tiers)
+	}
+}
+
+// TestLastCopyKept: with the local file gone, a tier past retain_for keeps its copy
+// until the colder tier that still wants it has one.
+func TestLastCopyKept(t *testing.T) {
+	c := newChain(t, "a", "b")
+	sealed, _ := store(t, c.root)
+	tiers := func() []Tier {
+		return []Tier{{Name: "a", Concurrency: 1, RetainFor: time.Hour}, {Name: "b", Concurrency: 1, OffloadAfter: 3 * time.Hour}}
+	}
+	deleteAfter := func(cfg *Config) { cfg.LocalDeleteAfter = 30 * time.Minute }
+	c.pass(tiers(), deleteAfter) // age 1h: a copies; a's retain_for has passed but the local files exist
+	c.pass(tiers(), deleteAfter) // local deleted
+	if c.localLeft(sealed) != 0 {
+		t.Fatal("local files not deleted")
+	}
+	c.now = c.now.Add(time.Hour) // age 2h: a is the only copy; b wants it at 3h
+	c.pass(tiers(), deleteAfter)
+	if n := len(c.held("a")); n != len(sealed) {
+		t.Fatalf("a dropped last copies: holds %d of %d", n, len(sealed))
+	}
+	c.now = c.now.Add(90 * time.Minute) // age 3h30m: b copies from a, then a may go
+	c.pass(tiers(), deleteAfter)
+	c.pass(tiers(), deleteAfter)
+	if n, m := len(c.held("a")), len(c.held("b")); n != 0 || m != len(sealed) {
+		t.Fatalf("after b copied: a %d, b %d", n, m)
+	}
+}
+
+// TestDeleteLocalRefusesMismatch: a local file that no longer matches the copies is not
+// deleted.
+func TestDeleteLocalRefusesMismatch(t *testing.T) {
+	c := newChain(t, "a")
+	sealed, _ := store(t, c.root)
+	c.pass([]Tier{{Name: "a", Concurrency: 1}})
+	// Corrupt one local file after it was offloaded, keeping size and mtime.
+	fi, _ := os.Stat(sealed[0])
+	f, _ := os.OpenFile(sealed[0], os.O_WRONLY, 0)
+	f.WriteAt([]byte("changed"), 100)
+	f.Close()
+	os.Chtimes(sealed[0], fi.ModTime(), fi.ModTime())
+	d := c.daemon(func(cfg *Config) {
+		cfg.Tiers = []Tier{{Name: "a", Type: "posix", Backend: c.tiers["a"], Concurrency: 1}}
+		cfg.LocalDeleteAfter = time.Minute
+	})
+	err := d.RunOnce(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "not deleting") {
+		t.Fatalf("RunOnce = %v, want a refusal", err)
+	}
+	if _, err := os.Stat(sealed[0]); err != nil {
+		t.Fatal("a mismatching local file was deleted")
+	}
+	if c.localLeft(sealed) != 1 {
+		t.Fatal("the matching files should have been deleted")
+	}
+}
+
+// countingPacer records how many bytes it was asked to pace.
+type countingPacer struct {
+	mu sync.Mutex
+	n  int64
+}
+
+func (p *countingPacer) WaitN(_ context.Context, n int) error {
+	p.mu.Lock()
+	p.n += int64(n)
+	p.mu.Unlock()
+	return nil
+}
+
+// TestPacerSeesLocalReads: every byte read from the broker's disk goes through the pacer.
+func TestPacerSeesLocalReads(t *testing.T) {
+	e := newEnv(t)
+	sealed, _ := store(t, e.root)
+	p := &countingPacer{}
+	if err := e.daemon(func(c *Config) { c.Pacer = p }).RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, s := range sealed {
+		fi, _ := os.Stat(s)
+		total += fi.Size()
+	}
+	if p.n < total {
+		t.Fatalf("pacer saw %d bytes, the sealed files hold %d", p.n, total)
+	}
+	_ = segment.Key("")
+}
