@@ -1,6 +1,8 @@
 package catalog
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -32,8 +34,9 @@ var (
 	bHolders = []byte("holders")
 	bIntents = []byte("intents")
 
-	metaSchema = []byte("schema")
-	metaNode   = []byte("node")
+	metaSchema   = []byte("schema")
+	metaNode     = []byte("node")
+	metaInstance = []byte("instance")
 )
 
 // Catalog is the durable record of one node's tiered segments, stored in state_dir.
@@ -110,12 +113,33 @@ func initMeta(tx *bolt.Tx, stateDir, node string) error {
 	} else if err := meta.Put(metaNode, []byte(node)); err != nil {
 		return fmt.Errorf("record catalog node: %w", err)
 	}
+	if meta.Get(metaInstance) == nil {
+		var id [8]byte
+		if _, err := rand.Read(id[:]); err != nil {
+			return fmt.Errorf("make instance id: %w", err)
+		}
+		if err := meta.Put(metaInstance, []byte(hex.EncodeToString(id[:]))); err != nil {
+			return fmt.Errorf("record instance id: %w", err)
+		}
+	}
 	for _, name := range [][]byte{bRecords, bHolders, bIntents} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create catalog bucket %s: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// InstanceID is a random id made when the catalog was created: it names this tierd
+// installation (its state_dir) for as long as the state_dir lives, e.g. as the holder of
+// the node's fencing lease.
+func (c *Catalog) InstanceID() (string, error) {
+	var id string
+	err := c.db.View(func(tx *bolt.Tx) error {
+		id = string(tx.Bucket(bMeta).Get(metaInstance))
+		return nil
+	})
+	return id, err
 }
 
 // Node is the node the catalog belongs to.

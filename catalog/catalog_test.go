@@ -495,3 +495,20 @@ func TestDump(t *testing.T) {
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestInstanceID(t *testing.T) {
+	dir := t.TempDir()
+	c := openT(t, dir, "n1")
+	id, err := c.InstanceID()
+	if err != nil || len(id) != 16 {
+		t.Fatalf("InstanceID = %q, %v", id, err)
+	}
+	c.Close()
+	c = openT(t, dir, "n1")
+	if again, _ := c.InstanceID(); again != id {
+		t.Fatalf("instance id changed on reopen: %s -> %s", id, again)
+	}
+	if other, _ := openT(t, t.TempDir(), "n1").InstanceID(); other == id {
+		t.Fatal("two state dirs share an instance id")
+	}
+}

@@ -59,6 +59,22 @@ type Tier struct {
 	// MaxBytes caps this node's bytes on the tier (0 = no cap): the oldest objects go
 	// first, under the same last-copy rule.
 	MaxBytes int64
+	// Fence is the node's lease on a tier shared by many sidecars (s3.Lease); nil for
+	// tiers no other installation can write to under this node's name.
+	Fence Fence
+}
+
+// Fence is a node's fencing lease on a tier: only its holder may offload.
+type Fence interface {
+	// Acquire takes the lease, renews it if held, or takes over an expired one; it fails
+	// while another installation holds it.
+	Acquire(ctx context.Context) error
+	// Renew extends the lease; it fails when another installation took it over.
+	Renew(ctx context.Context) error
+	// Release gives the lease up if this installation holds it.
+	Release(ctx context.Context) error
+	// TTL is how long the lease lasts without renewal.
+	TTL() time.Duration
 }
 
 // Pacer slows reads of the broker's disk (see internal/pacing). WaitN blocks until n

@@ -35,6 +35,7 @@ type Daemon struct {
 	httpAddr string
 	oneShot  bool             // RunOnce: a job is tried once per pass
 	passDone map[jobID]bool   // RunOnce: jobs done in this pass
+	fenceErr error            // why this installation does not hold every lease; nil when it does
 	intents  map[jobID]uint64 // journal entries of running jobs, for NoteUpload
 }
 
@@ -115,19 +116,29 @@ func New(cfg Config) (*Daemon, error) {
 // lets in-flight jobs finish within ShutdownTimeout (aborting them after that), records
 // a clean exit and returns nil.
 func (d *Daemon) Run(ctx context.Context) error {
-	if err := d.start(ctx); err != nil {
-		return err
-	}
 	stopHTTP, err := d.serveHTTP()
 	if err != nil {
 		return err
 	}
 	defer stopHTTP()
+	if !d.waitFences(ctx) {
+		d.log.Info("stopped before the node's lease was free")
+		return nil
+	}
+	if err := d.start(ctx); err != nil {
+		return err
+	}
 	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelJobs()
 	var jobs sync.WaitGroup
 	ticker := time.NewTicker(d.cfg.ScanInterval)
 	defer ticker.Stop()
+	renew := make(<-chan time.Time)
+	if ttl := d.fenceTTL(); ttl > 0 {
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		renew = t.C
+	}
 	d.scan(ctx)
 	for ctx.Err() == nil {
 		d.dispatch(ctx, jobCtx, &jobs)
@@ -135,6 +146,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		case <-ticker.C:
 			d.scan(ctx)
+		case <-renew:
+			d.renewFences(ctx)
 		case <-d.wake:
 		}
 	}
@@ -145,10 +158,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 // offloads every sealed segment due on each tier, and returns when all of them are done.
 // The error joins every job that failed.
 func (d *Daemon) RunOnce(ctx context.Context) error {
+	d.oneShot = true
+	if err := d.acquireFences(ctx); err != nil {
+		return err
+	}
 	if err := d.start(ctx); err != nil {
 		return err
 	}
-	d.oneShot = true
 	var jobs sync.WaitGroup
 	d.scan(ctx)
 	select {
@@ -256,6 +272,7 @@ func (d *Daemon) shutdown(jobs *sync.WaitGroup, cancelJobs context.CancelFunc) e
 
 // finish records a clean exit.
 func (d *Daemon) finish() error {
+	d.releaseFences()
 	if err := d.cfg.Catalog.CleanExit(); err != nil {
 		return fmt.Errorf("record clean exit: %w", err)
 	}

@@ -19,6 +19,12 @@ import (
 func (d *Daemon) dispatch(ctx, jobCtx context.Context, jobs *sync.WaitGroup) int {
 	started := 0
 	now := d.cfg.Now()
+	d.mu.Lock()
+	fenced := d.fenceErr != nil
+	d.mu.Unlock()
+	if fenced {
+		return 0 // another installation holds the node's lease: offload nothing
+	}
 	d.checkTiers()
 	p, err := d.policy(now)
 	if err != nil {

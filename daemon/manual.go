@@ -90,7 +90,12 @@ func (d *Daemon) Migrate(ctx context.Context, seg segment.Segment, tier string, 
 
 // Begin starts a run for one-off commands (migrate, reconcile): abort marker, recovery of
 // a crashed run's intents, cleanup of interrupted writes. End records the clean exit.
-func (d *Daemon) Begin(ctx context.Context) error { return d.start(ctx) }
+func (d *Daemon) Begin(ctx context.Context) error {
+	if err := d.acquireFences(ctx); err != nil {
+		return err
+	}
+	return d.start(ctx)
+}
 
 // End records a clean exit of a run started with Begin.
 func (d *Daemon) End() error { return d.finish() }

@@ -68,6 +68,10 @@ func (d *Daemon) Status() Status {
 	if d.stopping {
 		st.Reasons = append(st.Reasons, "stopping")
 	}
+	if d.fenceErr != nil {
+		st.Ready = false
+		st.Reasons = append(st.Reasons, "not offloading: "+d.fenceErr.Error())
+	}
 	for _, name := range sortedKeys(d.sources) {
 		s := d.sources[name]
 		ss := SourceStatus{Name: s.Name, Root: s.Root, LastScan: s.lastScan, Sealed: s.sealed, Unsealed: len(s.pending), Skipped: len(s.skipped)}

@@ -13,8 +13,10 @@ import (
 // so that each is read once: parts with their CRC-32C as a trailing checksum, single PUTs
 // (whose bytes are in memory and whose CRC is known) with it as a header.
 type driver interface {
-	// put uploads a whole object in one PUT; crc is the CRC-32C of its bytes.
-	put(ctx context.Context, key string, body *partBody, crc uint32) error
+	// put uploads a whole object in one PUT; crc is the CRC-32C of its bytes. With a
+	// condition it fails with errChanged when the condition does not hold; it returns the
+	// new object's ETag.
+	put(ctx context.Context, key string, body *partBody, crc uint32, cond putCond) (etag string, err error)
 	// createMultipart starts a multipart upload whose object carries a FULL_OBJECT
 	// CRC-32C checksum.
 	createMultipart(ctx context.Context, key string) (uploadID string, err error)
@@ -38,6 +40,13 @@ type driver interface {
 	listUploads(ctx context.Context, prefix string, fn func(upload) error) error
 	// classify tells which of the errKinds err is.
 	classify(err error) errKind
+}
+
+// putCond makes a PUT conditional (S3 conditional writes): ifNoneMatch creates the
+// object only if there is none; ifMatch replaces it only if its ETag is still that.
+type putCond struct {
+	ifNoneMatch bool
+	ifMatch     string
 }
 
 type part struct {

@@ -72,13 +72,23 @@ func newAWSDriver(ctx context.Context, cfg Config, tc transportConfig) (*awsDriv
 	return d, nil
 }
 
-func (d *awsDriver) put(ctx context.Context, key string, body *partBody, crc uint32) error {
-	_, err := d.c.PutObject(ctx, &awss3.PutObjectInput{
+func (d *awsDriver) put(ctx context.Context, key string, body *partBody, crc uint32, cond putCond) (string, error) {
+	in := &awss3.PutObjectInput{
 		Bucket: &d.bucket, Key: &key, Body: body, ContentLength: aws.Int64(body.size),
 		ChecksumCRC32C:       aws.String(encodeCRC(crc)),
 		ServerSideEncryption: d.sse, SSEKMSKeyId: d.kmsKey,
-	})
-	return err
+	}
+	if cond.ifNoneMatch {
+		in.IfNoneMatch = aws.String("*")
+	}
+	if cond.ifMatch != "" {
+		in.IfMatch = aws.String(cond.ifMatch)
+	}
+	out, err := d.c.PutObject(ctx, in)
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(out.ETag), nil
 }
 
 func (d *awsDriver) createMultipart(ctx context.Context, key string) (string, error) {

@@ -65,14 +65,24 @@ func newMinioDriver(cfg Config, tc transportConfig) (*minioDriver, error) {
 	return d, nil
 }
 
-func (d *minioDriver) put(ctx context.Context, key string, body *partBody, crc uint32) error {
+func (d *minioDriver) put(ctx context.Context, key string, body *partBody, crc uint32, cond putCond) (string, error) {
 	// The checksum as a header: minio-go then adds no trailer of its own (which it would
 	// not reset when it retries).
-	_, err := d.core.PutObject(ctx, d.bucket, key, body, body.size, "", "", minio.PutObjectOptions{
+	opts := minio.PutObjectOptions{
 		DisableContentSha256: true, ServerSideEncryption: d.sse,
 		UserMetadata: map[string]string{"X-Amz-Checksum-Crc32c": encodeCRC(crc)},
-	})
-	return err
+	}
+	if cond.ifNoneMatch {
+		opts.SetMatchETagExcept("*")
+	}
+	if cond.ifMatch != "" {
+		opts.SetMatchETag(strings.Trim(cond.ifMatch, `"`))
+	}
+	info, err := d.core.PutObject(ctx, d.bucket, key, body, body.size, "", "", opts)
+	if err != nil {
+		return "", err
+	}
+	return info.ETag, nil
 }
 
 func (d *minioDriver) createMultipart(ctx context.Context, key string) (string, error) {

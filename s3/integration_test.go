@@ -179,7 +179,7 @@ func testChecksums(t *testing.T, srv *miniotest.Server, driver string, pool *buf
 	// A single PUT with a wrong CRC-32C header is refused.
 	small := []byte("twelve bytes")
 	body := newPartBody(ctx, bytes.NewReader(small), 0, int64(len(small)), nil, &b.read)
-	if err := b.d.put(ctx, b.object("node1/sum/bad-put"), body, crc32.Checksum(small, segment.Castagnoli)^1); err == nil {
+	if _, err := b.d.put(ctx, b.object("node1/sum/bad-put"), body, crc32.Checksum(small, segment.Castagnoli)^1, putCond{}); err == nil {
 		t.Fatal("server accepted a PUT with a wrong CRC-32C")
 	}
 

@@ -417,7 +417,7 @@ func (w *Writer) Commit(ctx context.Context) error {
 			p = w.stage.Bytes()[:w.stageN]
 		}
 		body := newPartBody(ctx, bytes.NewReader(p), 0, w.size, w.b.rate, &w.b.read)
-		if err := w.b.d.put(ctx, w.obj, body, crc32.Checksum(p, segment.Castagnoli)); err != nil {
+		if _, err := w.b.d.put(ctx, w.obj, body, crc32.Checksum(p, segment.Castagnoli), putCond{}); err != nil {
 			if f := body.failure(); f != nil {
 				err = f
 			}

@@ -98,8 +98,8 @@ with every I/O buffer taken from one fixed pool.`,
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "override log.level (debug, info, warn, error)")
 	root.AddCommand(
 		newRunCmd(g), newScanCmd(g), newMigrateCmd(g), newRestoreCmd(g), newCatCmd(g), newLsCmd(g),
-		newVerifyCmd(g), newReconcileCmd(g), newStatusCmd(g), newVersionCmd(), newDemoCmd(), newConfigCmd(g),
-		newCompactCmd(g), newQueryCmd(g),
+		newVerifyCmd(g), newReconcileCmd(g), newCatalogCmd(g), newStatusCmd(g), newVersionCmd(), newDemoCmd(), newConfigCmd(g),
+		newCompactCmd(g), newQueryCmd(g), newReapCmd(g),
 	)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	return root

@@ -51,7 +51,13 @@ back, matches too. Exits 1 if any entry fails.`,
 					res.Error = err.Error()
 					bad++
 				} else if a.cat != nil {
+					// The record and its marker stay equal (a rebuild from markers
+					// reproduces the catalog).
 					rec.Verified = timeNow()
+					t, _ := a.tier(rec.Tier)
+					if err := a.cat.WriteMarker(cmd.Context(), t.Backend, rec); err != nil {
+						return err
+					}
 					if err := a.cat.Put(rec); err != nil {
 						return err
 					}

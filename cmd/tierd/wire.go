@@ -117,18 +117,18 @@ func openApp(ctx context.Context, g *globals, withCatalog bool) (*app, error) {
 		}
 		a.srcs = append(a.srcs, src)
 	}
+	if withCatalog {
+		a.cat, err = catalog.Open(cfg.StateDir, cfg.Node, log)
+		if err != nil {
+			return nil, err
+		}
+	}
 	for _, t := range cfg.Tiers {
 		tier, err := a.buildTier(ctx, t)
 		if err != nil {
 			return nil, err
 		}
 		a.tiers = append(a.tiers, tier)
-	}
-	if withCatalog {
-		a.cat, err = catalog.Open(cfg.StateDir, cfg.Node, log)
-		if err != nil {
-			return nil, err
-		}
 	}
 	ok = true
 	return a, nil
@@ -192,10 +192,28 @@ func (a *app) buildTier(ctx context.Context, t config.Tier) (daemon.Tier, error)
 		tier.Cleanup = be.Reap
 		tier.CleanupAge = c.ReapAfter.Std()
 		tier.AbortUpload = be.AbortUpload
+		if a.cat != nil {
+			holder, err := a.holder()
+			if err != nil {
+				return tier, err
+			}
+			tier.Fence = be.Lease(a.cfg.Node, holder, s3.DefaultLeaseTTL)
+		}
 	default:
 		return tier, usagef("tier %s: unknown type %q", t.Name, t.Type)
 	}
 	return tier, nil
+}
+
+// holder names this installation as a lease holder: its state_dir's instance id, and
+// the host for people reading the lease.
+func (a *app) holder() (string, error) {
+	id, err := a.cat.InstanceID()
+	if err != nil {
+		return "", err
+	}
+	host, _ := os.Hostname()
+	return id + "@" + host, nil
 }
 
 // orZero maps "never" to 0, which the daemon reads as "no limit".
