@@ -103,4 +103,3 @@ func TestFencing(t *testing.T) {
 		t.Fatalf("second installation offloaded %d of 3 once free", len(recs))
 	}
 }
-
