@@ -13,20 +13,6 @@ import (
 	"github.com/tierd/tierd/segment"
 )
 
-func TestFmixMatchesIndex(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 1))
-	for range 10000 {
-		h := rng.Int32()
-		for _, bits := range []int{0, 1, 9, 17, 24} {
-			b, r := index.TixBucket(h, bits)
-			m := fmix32(uint32(h))
-			if got := uint32(uint64(m) >> uint(32-bits)); got != b || m&uint32(uint64(1)<<uint(32-bits)-1) != r {
-				t.Fatalf("fmix32(%d) with %d bits: bucket %d rem %d, index says %d %d", h, bits, got, m, b, r)
-			}
-		}
-	}
-}
-
 // TestCompactLarge: a directory larger than a window, records and directory entries
 // straddling buffers and windows, many passes; the bytes must equal the reference.
 func TestCompactLarge(t *testing.T) {

@@ -75,7 +75,7 @@ func (c *compaction) count() error {
 			case prev < 0 || prev >= n:
 				return fmt.Errorf("%w: item %d links to item %d, not to an older one", index.ErrCorruptIndex, n, prev)
 			}
-			c.bk[fmix32(uint32(keyHash))>>c.shift()].first++
+			c.bk[index.Fmix32(uint32(keyHash))>>c.shift()].first++
 			minPhy, maxPhy = min(minPhy, phy), max(maxPhy, phy)
 			minTD, maxTD = min(minTD, td), max(maxTD, td)
 		}

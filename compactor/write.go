@@ -150,7 +150,7 @@ func (c *compaction) fillPart(ctx context.Context, k int, rLo, rHi int64, bLo, b
 		for i := 0; i+index.IndexItemSize <= len(p); i += index.IndexItemSize {
 			q := p[i : i+index.IndexItemSize]
 			keyHash := be.Uint32(q)
-			m := fmix32(keyHash)
+			m := index.Fmix32(keyHash)
 			b := m >> shift
 			if b-lo > span { // b < lo wraps around
 				continue
@@ -191,17 +191,6 @@ func (c *compaction) fillPart(ctx context.Context, k int, rLo, rHi int64, bLo, b
 		return fmt.Errorf("compact index file: %w: its items changed since the counting pass", segment.ErrSourceChanged)
 	}
 	return nil
-}
-
-// fmix32 is index.TixBucket's mixing function, repeated here so the hot loop inlines it;
-// TestFmixMatchesIndex keeps the two equal.
-func fmix32(h uint32) uint32 {
-	h ^= h >> 16
-	h *= 0x85ebca6b
-	h ^= h >> 13
-	h *= 0xc2b2ae35
-	h ^= h >> 16
-	return h
 }
 
 // dirCRC returns the CRC-32C of all bucket entries, once every bucket's CRC is in place.

@@ -216,9 +216,9 @@ func DecodeTixHeader(b []byte) (TixHeader, error) {
 	return h, nil
 }
 
-// fmix32 is MurmurHash3's 32-bit finalizer: a bijection that spreads every input bit over
+// Fmix32 is MurmurHash3's 32-bit finalizer: a bijection that spreads every input bit over
 // the whole output, so its top bits pick a bucket evenly even for similar key hashes.
-func fmix32(h uint32) uint32 {
+func Fmix32(h uint32) uint32 {
 	h ^= h >> 16
 	h *= 0x85ebca6b
 	h ^= h >> 13
@@ -238,10 +238,10 @@ func fmix32Inverse(h uint32) uint32 {
 }
 
 // TixBucket returns the bucket and remainder of keyHash in an index with the given bucket
-// bits: m = fmix32(keyHash), bucket = m's top bits, remainder = the rest. Since fmix32 is
+// bits: m = Fmix32(keyHash), bucket = m's top bits, remainder = the rest. Since fmix32 is
 // a bijection, (bucket, remainder) identifies keyHash exactly.
 func TixBucket(keyHash int32, bits int) (bucket, rem uint32) {
-	m := fmix32(uint32(keyHash))
+	m := Fmix32(uint32(keyHash))
 	shift := uint(32 - bits)
 	return uint32(uint64(m) >> shift), m & uint32(uint64(1)<<shift-1)
 }

@@ -17,13 +17,13 @@ func TestFmix32Inverse(t *testing.T) {
 		t.Fatal("the inverse constants are not inverses mod 2^32")
 	}
 	for _, h := range []uint32{0, 1, math.MaxUint32, 1 << 31} {
-		if fmix32Inverse(fmix32(h)) != h {
+		if fmix32Inverse(Fmix32(h)) != h {
 			t.Fatalf("fmix32 is not inverted at %#x", h)
 		}
 	}
 	for range 100000 {
 		h := rng.Uint32()
-		if fmix32Inverse(fmix32(h)) != h || fmix32(fmix32Inverse(h)) != h {
+		if fmix32Inverse(Fmix32(h)) != h || Fmix32(fmix32Inverse(h)) != h {
 			t.Fatalf("fmix32 is not inverted at %#x", h)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tierd/tierd/bufpool"
+	"github.com/tierd/tierd/internal/throttle"
 	"github.com/tierd/tierd/segment"
 )
 
@@ -30,7 +31,7 @@ type Backend struct {
 	partSize int64 // parts WriteFrom streams from a source
 	partConc int
 	putMax   int64 // the largest object sent in one PUT
-	rate     *RateLimiter
+	rate     *throttle.RateLimiter
 	gate     *Gate
 	onUpload func(segment.Key, string)
 
@@ -112,7 +113,7 @@ func New(ctx context.Context, cfg Config, node string, pool *bufpool.Pool, log *
 	b := &Backend{
 		prefix: prefix, node: node, pool: pool, log: log,
 		partSize: cfg.PartSize, partConc: cfg.PartConcurrency, putMax: min(cfg.PartSize, bs),
-		rate: NewRateLimiter(cfg.RateLimit), gate: NewGate(cfg.Concurrency), onUpload: cfg.OnUpload,
+		rate: throttle.NewRateLimiter(cfg.RateLimit), gate: NewGate(cfg.Concurrency), onUpload: cfg.OnUpload,
 		orphans: map[upload]struct{}{},
 	}
 	switch cfg.Driver {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync/atomic"
 
+	"github.com/tierd/tierd/internal/throttle"
 	"github.com/tierd/tierd/segment"
 )
 
@@ -24,7 +25,7 @@ type partBody struct {
 	ctx  context.Context
 	src  *io.SectionReader
 	size int64
-	lim  *RateLimiter
+	lim  *throttle.RateLimiter
 	read *atomic.Int64 // bytes read from sources by the backend, for tests and benchmarks
 
 	pos    int64  // current offset
@@ -33,7 +34,7 @@ type partBody struct {
 	srcErr error // the source's own failure, if it failed
 }
 
-func newPartBody(ctx context.Context, src io.ReaderAt, off, size int64, lim *RateLimiter, read *atomic.Int64) *partBody {
+func newPartBody(ctx context.Context, src io.ReaderAt, off, size int64, lim *throttle.RateLimiter, read *atomic.Int64) *partBody {
 	return &partBody{ctx: ctx, src: io.NewSectionReader(src, off, size), size: size, lim: lim, read: read}
 }
 

@@ -44,3 +44,28 @@ func TestBackendRate(t *testing.T) {
 	}
 	w.Abort()
 }
+
+func TestRateLimiter(t *testing.T) {
+	if NewRateLimiter(0) != nil || NewRateLimiter(-1) != nil {
+		t.Fatal("non-positive rate is not unlimited")
+	}
+	var nilLim *RateLimiter
+	if err := nilLim.WaitN(context.Background(), 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	// 1 MiB/s has a burst of 0.1 s worth: the burst passes at once, one more second's
+	// worth takes about a second.
+	lim := NewRateLimiter(1 << 20)
+	start := time.Now()
+	if err := lim.WaitN(context.Background(), 1<<20+(1<<20)/10); err != nil { // burst + 1 s worth
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 800*time.Millisecond || d > 3*time.Second {
+		t.Fatalf("1.1 MiB at 1 MiB/s with a 0.1 s burst took %s, want about 1 s", d)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := lim.WaitN(ctx, 10<<20); err == nil {
+		t.Fatal("WaitN beyond the deadline succeeded")
+	}
+}
