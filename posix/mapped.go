@@ -38,18 +38,9 @@ type mappedReader struct {
 }
 
 func openMapped(ctx context.Context, path string, window int64) (*mappedReader, error) {
-	f, err := os.Open(path)
+	f, fi, err := openFile(path)
 	if err != nil {
 		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if fi.IsDir() {
-		f.Close()
-		return nil, errIsDir
 	}
 	r := &mappedReader{size: fi.Size(), ctx: ctx, f: f, fd: int(f.Fd()), window: window, read: map[int64]int64{}}
 	if r.size > 0 {

@@ -56,18 +56,9 @@ var _ segment.Reader = (*FileReader)(nil)
 
 // OpenFile opens path for reading.
 func OpenFile(path string, opts ReadOptions) (*FileReader, error) {
-	f, err := os.Open(path)
+	f, fi, err := openFile(path)
 	if err != nil {
 		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if fi.IsDir() {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w", path, errIsDir)
 	}
 	if opts.Window <= 0 {
 		opts.Window = DefaultWindow
@@ -83,6 +74,23 @@ func OpenFile(path string, opts ReadOptions) (*FileReader, error) {
 }
 
 var errIsDir = errors.New("is a directory")
+
+// openFile opens path for reading, refusing directories.
+func openFile(path string) (*os.File, os.FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && fi.IsDir() {
+		err = fmt.Errorf("%s: %w", path, errIsDir)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
+}
 
 // Size returns the file's size when it was opened.
 func (r *FileReader) Size() int64 { return r.size }
