@@ -156,8 +156,8 @@ func TestCompose(t *testing.T) {
 	}
 	var cfg tierdConfig
 	decodeStrict(t, "deploy/compose/tierd.yaml", &cfg)
-	if cfg.Node == "" || cfg.StateDir == "" || len(cfg.Sources) != 1 || len(cfg.Tiers) != 1 || cfg.HTTP.Listen == "" {
-		t.Fatalf("tierd.yaml lacks node, state_dir, a source, a tier or http.listen: %+v", cfg)
+	if cfg.Node == "" || cfg.StateDir == "" || len(cfg.Sources) != 1 || len(cfg.Tiers) != 2 || cfg.HTTP.Listen == "" {
+		t.Fatalf("tierd.yaml lacks node, state_dir, a source, the two tiers or http.listen: %+v", cfg)
 	}
 
 	// The source is the store brokersim writes, through the same volume.
@@ -178,9 +178,13 @@ func TestCompose(t *testing.T) {
 		t.Errorf("tierd's state_dir %s is not on a volume", cfg.StateDir)
 	}
 
-	// The tier points at the minio service, with the bucket createbucket makes and the
-	// credentials MinIO is started with.
-	tier := cfg.Tiers[0]
+	// The hot tier is a posix tier on a volume of its own.
+	if hdd := cfg.Tiers[0]; hdd["type"] != "posix" || !mountedAt(td, hdd["path"]) {
+		t.Errorf("first tier %v is not a posix tier on a tierd volume", hdd)
+	}
+	// The cold tier points at the minio service, with the bucket createbucket makes and
+	// the credentials MinIO is started with.
+	tier := cfg.Tiers[1]
 	u, err := url.Parse(tier["endpoint"])
 	if err != nil || u.Hostname() != "minio" || u.Port() != "9000" {
 		t.Errorf("tier endpoint %q is not the minio service", tier["endpoint"])
