@@ -14,6 +14,7 @@ import (
 
 	"github.com/tierd/tierd/bufpool"
 	"github.com/tierd/tierd/index"
+	"github.com/tierd/tierd/internal/failpoint"
 	"github.com/tierd/tierd/segment"
 )
 
@@ -138,6 +139,7 @@ func Compact(ctx context.Context, src io.ReaderAt, srcSize int64, opts Options, 
 		return Result{}, fmt.Errorf("compact index file: %w", err)
 	}
 	c.countTime = time.Since(start)
+	failpoint.Hit("compactor.counted")
 	size := c.h.Size()
 	// Give back window buffers the exact size does not need.
 	keep := 1 + int(min(int64(len(bufs)-1), (size+int64(bsize)-1)/int64(bsize)))

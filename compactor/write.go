@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tierd/tierd/index"
+	"github.com/tierd/tierd/internal/failpoint"
 	"github.com/tierd/tierd/segment"
 )
 
@@ -68,6 +69,7 @@ func (c *compaction) write(out segment.Writer, size int64) (uint32, error) {
 			return 0, fmt.Errorf("write compacted index: %w", err)
 		}
 		c.writeTime += time.Since(start)
+		failpoint.Hit("compactor.window_written")
 	}
 	return crc, nil
 }

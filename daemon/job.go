@@ -14,6 +14,7 @@ import (
 	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/compactor"
 	"github.com/tierd/tierd/index"
+	"github.com/tierd/tierd/internal/failpoint"
 	"github.com/tierd/tierd/posix"
 	"github.com/tierd/tierd/segment"
 )
@@ -103,6 +104,7 @@ func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState
 		}
 		return catalog.Record{}, fmt.Errorf("copy %s to %s: %w", seg.Path, key, err)
 	}
+	failpoint.Hit("daemon.committed")
 	// The broker may have rewritten the file while it was copied (an unclean recovery
 	// truncating it, say): then the copy is of no known state and must go.
 	if fi, err := os.Stat(seg.Path); err == nil && (fi.Size() != seg.Size || !fi.ModTime().Equal(seg.ModTime)) {
@@ -116,9 +118,11 @@ func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState
 		return catalog.Record{}, err
 	}
 	rec.Verified = rec.OffloadedAt
+	failpoint.Hit("daemon.verified")
 	if err := d.cfg.Catalog.WriteMarker(ctx, t.Backend, rec); err != nil {
 		return catalog.Record{}, err
 	}
+	failpoint.Hit("daemon.marked")
 	if err := d.cfg.Catalog.Commit(rec, intentID); err != nil {
 		return catalog.Record{}, fmt.Errorf("record %s in catalog: %w", key, err)
 	}
@@ -135,6 +139,7 @@ func (d *Daemon) write(ctx context.Context, seg segment.Segment, source *sourceS
 		if w, err = t.Backend.Create(ctx, key, size); err != nil {
 			return nil, fmt.Errorf("create %s: %w", key, err)
 		}
+		failpoint.Hit("daemon.created")
 		return w, nil
 	}
 	switch {
@@ -162,10 +167,12 @@ func (d *Daemon) write(ctx context.Context, seg segment.Segment, source *sourceS
 	if _, err := create(seg.Size); err != nil {
 		return catalog.Record{}, nil, err
 	}
-	var from io.ReaderAt = src
-	if progress != nil {
-		from = progressReader{src, progress}
-	}
+	from := progressReader{src, func(n int64) {
+		failpoint.Hit("daemon.read_chunk") // after each chunk read from the local file
+		if progress != nil {
+			progress(n)
+		}
+	}}
 	crc, err := segment.Copy(ctx, w, from, seg.Size, d.cfg.Pool)
 	if err != nil {
 		return catalog.Record{}, w, err

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tierd/tierd/catalog"
+	"github.com/tierd/tierd/internal/failpoint"
 	"github.com/tierd/tierd/posix"
 	"github.com/tierd/tierd/segment"
 )
@@ -68,6 +69,7 @@ func (d *Daemon) tierToTier(ctx context.Context, j due, intentID uint64) (catalo
 		}
 		return catalog.Record{}, fmt.Errorf("copy %s from %s to %s: %w", j.key, from.Name, t.Name, err)
 	}
+	failpoint.Hit("daemon.tier_copy_committed")
 	rec := src
 	rec.Tier = t.Name
 	rec.OffloadedAt = d.cfg.Now()
@@ -79,6 +81,7 @@ func (d *Daemon) tierToTier(ctx context.Context, j due, intentID uint64) (catalo
 	if err := d.cfg.Catalog.WriteMarker(ctx, t.Backend, rec); err != nil {
 		return catalog.Record{}, err
 	}
+	failpoint.Hit("daemon.tier_copy_marked")
 	if err := d.cfg.Catalog.Commit(rec, intentID); err != nil {
 		return catalog.Record{}, fmt.Errorf("record %s in catalog: %w", j.key, err)
 	}
@@ -127,6 +130,7 @@ func (d *Daemon) deleteLocal(ctx context.Context, j due) (catalog.Record, error)
 	if err := os.Remove(seg.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return catalog.Record{}, fmt.Errorf("delete %s: %w", seg.Path, err)
 	}
+	failpoint.Hit("daemon.local_deleted")
 	if err := syncDir(filepath.Dir(seg.Path)); err != nil {
 		return catalog.Record{}, err
 	}
@@ -152,9 +156,11 @@ func (d *Daemon) deleteObject(ctx context.Context, t *tierState, key segment.Key
 	if err := d.cfg.Catalog.DeleteMarker(ctx, t.Backend, key); err != nil {
 		return err
 	}
+	failpoint.Hit("daemon.expire_unmarked")
 	if err := t.Backend.Delete(ctx, key); err != nil {
 		return fmt.Errorf("delete %s from %s: %w", key, t.Name, err)
 	}
+	failpoint.Hit("daemon.expire_deleted")
 	return d.cfg.Catalog.Delete(t.Name, key)
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tierd/tierd/internal/failpoint"
 	"github.com/tierd/tierd/segment"
 )
 
@@ -145,6 +146,7 @@ func (w *writer) commit() error {
 		return fmt.Errorf("fsync: %w", err)
 	}
 	w.sink.synced(w.size)
+	failpoint.Hit("posix.synced") // written and fsynced, not yet linked or renamed into place
 	if err := w.publish(); err != nil {
 		return err
 	}
@@ -173,6 +175,7 @@ func (w *writer) publish() error {
 	if err := linkTmpfile(w.f, tmp); err != nil {
 		return err
 	}
+	failpoint.Hit("posix.temp_linked")
 	if err := os.Rename(tmp, w.path); err != nil {
 		_ = os.Remove(tmp)
 		return err

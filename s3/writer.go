@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tierd/tierd/bufpool"
+	"github.com/tierd/tierd/internal/failpoint"
 	"github.com/tierd/tierd/segment"
 )
 
@@ -252,6 +253,7 @@ func (w *Writer) ensureUpload() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("create multipart upload of %s: %w", w.key, w.ctxErr(err))
 	}
+	failpoint.Hit("s3.upload_created") // not journaled yet: only a reap finds it
 	w.mu.Lock()
 	w.uploadID = id
 	w.mu.Unlock()
@@ -259,6 +261,7 @@ func (w *Writer) ensureUpload() (string, error) {
 	if w.b.onUpload != nil {
 		w.b.onUpload(w.key, id)
 	}
+	failpoint.Hit("s3.upload_journaled")
 	return id, nil
 }
 
@@ -297,6 +300,7 @@ func (w *Writer) record(pt part, err error) error {
 		return err
 	}
 	w.parts = append(w.parts, pt)
+	failpoint.Hit("s3.part_uploaded")
 	return nil
 }
 
@@ -435,6 +439,7 @@ func (w *Writer) Commit(ctx context.Context) error {
 		if sum != w.size {
 			return fmt.Errorf("BUG: s3: commit %s: parts hold %d of %d bytes", w.key, sum, w.size)
 		}
+		failpoint.Hit("s3.completing")
 		if err := w.b.d.complete(ctx, w.obj, id, w.parts, crc, w.size); err != nil {
 			return fmt.Errorf("commit %s: complete multipart upload %s: %w", w.key, id, err)
 		}
