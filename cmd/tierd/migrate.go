@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
-	"golang.org/x/sys/unix"
 
 	"github.com/tierd/tierd/daemon"
 	"github.com/tierd/tierd/segment"
@@ -93,10 +92,4 @@ is shown when stderr is a terminal. Needs the catalog: stop the daemon first.`,
 	}
 	cmd.Flags().StringVar(&tier, "tier", "", "tier to offload to (required)")
 	return cmd
-}
-
-// isTerminal reports whether f is a terminal.
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }

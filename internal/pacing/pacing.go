@@ -215,7 +215,7 @@ func DeviceOf(path, diskstats string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("pacing: %w", err)
 	}
-	maj, mnr := unix.Major(st.Dev), unix.Minor(st.Dev)
+	maj, mnr := unix.Major(uint64(st.Dev)), unix.Minor(uint64(st.Dev)) // st.Dev is int32 on some platforms
 	for line := range strings.SplitSeq(string(data), "\n") {
 		f := strings.Fields(line)
 		if len(f) >= 3 && f[0] == strconv.FormatUint(uint64(maj), 10) && f[1] == strconv.FormatUint(uint64(mnr), 10) {
