@@ -168,8 +168,12 @@ func (d *Daemon) runJob(ctx context.Context, id jobID, j due) {
 		}
 		d.noteDone(j, rec)
 	case errors.Is(err, errSkip):
-		log.Warn("job skipped; will look again after the next scans", zap.Error(err))
 		r := d.retry[id]
+		if r.err == nil || r.err.Error() != err.Error() {
+			log.Warn("job skipped; will look again after the next scans", zap.Error(err))
+		} else {
+			log.Debug("job skipped again, for the same reason", zap.Error(err)) // said once is enough
+		}
 		r.failures++
 		r.err, r.next = err, d.cfg.Now().Add(d.cfg.Backoff.Max)
 		d.retry[id] = r
