@@ -87,12 +87,16 @@ func (w *world) catalogState() ([]catalog.Record, []catalog.Intent) {
 	return recs, intents
 }
 
-// expected returns what the local segment rel holds: its sum when it was sealed, or now.
-func (w *world) expected(rel string) (fileSum, bool) {
-	if s, ok := w.sealed.get(rel); ok {
+// expected returns what the local segment rel of source holds: its sum when it was
+// sealed, or now.
+func (w *world) expected(source, rel string) (fileSum, bool) {
+	root := w.store
+	if source != "src" {
+		root = w.otherSources[source]
+	} else if s, ok := w.sealed.get(rel); ok {
 		return s, true
 	}
-	s, err := sumFile(filepath.Join(w.store, filepath.FromSlash(rel)))
+	s, err := sumFile(filepath.Join(root, filepath.FromSlash(rel)))
 	return s, err == nil
 }
 
@@ -170,7 +174,7 @@ func (w *world) checkWhole(ctx context.Context, wt *worldTier, key segment.Key) 
 		w.r.Errorf("tier %s: TORN object %s visible: %d bytes with CRC-32C %08x, stored %d / %08x", wt.name, key, len(data), got, info.Size, info.CRC32C)
 		return
 	}
-	_, _, rel, compacted, err := segment.ParseObjectKey(key)
+	_, source, rel, compacted, err := segment.ParseObjectKey(key)
 	if err != nil {
 		w.r.Errorf("tier %s: object %s has no segment key: %v", wt.name, key, err)
 		return
@@ -178,7 +182,7 @@ func (w *world) checkWhole(ctx context.Context, wt *worldTier, key segment.Key) 
 	if compacted {
 		return // a compacted index: its bytes are checked against the catalog's CRC by verify
 	}
-	want, ok := w.expected(rel)
+	want, ok := w.expected(source, rel)
 	switch {
 	case !ok:
 		w.r.Errorf("tier %s: object %s copies %s, which the test never saw sealed", wt.name, key, rel)
@@ -195,8 +199,10 @@ func (w *world) checkLocal(recs []catalog.Record, when string) int {
 	w.t.Helper()
 	byRel := map[string][]catalog.Record{}
 	for _, r := range recs {
-		byRel[r.Rel] = append(byRel[r.Rel], r)
-		want, ok := w.expected(r.Rel)
+		if r.Source == "src" {
+			byRel[r.Rel] = append(byRel[r.Rel], r)
+		}
+		want, ok := w.expected(r.Source, r.Rel)
 		switch {
 		case !ok:
 			w.r.Errorf("%s: %s:%s was made from %s, which the test never saw sealed", when, r.Tier, r.Key, r.Rel)
@@ -206,7 +212,7 @@ func (w *world) checkLocal(recs []catalog.Record, when string) int {
 	}
 	lost := 0
 	for rel, sum := range w.sealed.all() {
-		if _, err := os.Stat(filepath.Join(w.store, filepath.FromSlash(rel))); err == nil {
+		if _, err := os.Stat(filepath.Join(w.store, filepath.FromSlash(rel))); err == nil || w.brokerDeleted[rel] {
 			continue
 		}
 		if !w.deletes() {

@@ -50,12 +50,15 @@ type tierConf struct {
 
 // worldConf describes a world: a broker store, tiers, and tierd's config.
 type worldConf struct {
-	name        string
-	tiers       []tierConf
-	deleteAfter string // local.delete_after ("" = never)
-	memory      string // memory: (default: 2 buffers of 5 MiB with an S3 tier, else 4 of 256 KiB)
-	retry       string // retry: (default initial 50ms, max 500ms)
-	extra       string // more top-level YAML
+	name         string
+	tiers        []tierConf
+	deleteAfter  string            // local.delete_after ("" = never)
+	memory       string            // memory: (default: 2 buffers of 5 MiB with an S3 tier, else 4 of 256 KiB)
+	retry        string            // retry: (default initial 50ms, max 500ms)
+	sources      string            // more sources (YAML list items); name them in otherSources too
+	otherSources map[string]string // more sources' paths by name
+	workers      int               // default 4
+	extra        string            // more top-level YAML
 }
 
 // world is one broker store offloaded by one tierd installation to its tiers.
@@ -78,6 +81,10 @@ type world struct {
 	stopSim  context.CancelFunc
 	simDone  chan error
 	simFiles []brokersim.File
+	// brokerDeleted lists segments the test deleted as a broker would: not tierd's doing.
+	brokerDeleted map[string]bool
+	// otherSources maps the names of the sources in worldConf.sources to their paths.
+	otherSources map[string]string
 }
 
 // worldTier is a tier of a world with a backend the checks inspect it through.
@@ -94,7 +101,8 @@ func newWorld(t *testing.T, srv *miniotest.Server, c worldConf) *world {
 	w := &world{
 		t: t, r: t, conf: c, dir: dir, store: filepath.Join(dir, "store"), state: filepath.Join(dir, "state"),
 		cfg: filepath.Join(dir, "tierd.yaml"), addr: freeAddr(t), srv: srv, prefix: "rel/" + c.name,
-		logs: logDir(t), sealed: newSealedSet(),
+		logs: logDir(t), sealed: newSealedSet(), brokerDeleted: map[string]bool{},
+		otherSources: c.otherSources,
 	}
 	if err := os.MkdirAll(w.store, 0o755); err != nil {
 		t.Fatal(err)
@@ -148,6 +156,10 @@ func newWorld(t *testing.T, srv *miniotest.Server, c worldConf) *world {
 	if retry == "" {
 		retry = "{initial: 50ms, max: 500ms}"
 	}
+	workers := c.workers
+	if workers == 0 {
+		workers = 4
+	}
 	deleteAfter := c.deleteAfter
 	if deleteAfter == "" {
 		deleteAfter = "never"
@@ -155,18 +167,18 @@ func newWorld(t *testing.T, srv *miniotest.Server, c worldConf) *world {
 	yaml := fmt.Sprintf(`node: %s
 state_dir: %s
 memory: %s
-workers: 4
+workers: %d
 scan_interval: 200ms
 shutdown_timeout: 10s
 retry: %s
 sources:
   - {name: src, layout: rocketmq, path: %s, seal_grace: 300ms, commitlog_file_size: %d,
      consumequeue_file_size: %d, index_hash_slots: %d, index_items: %d}
-tiers:
+%stiers:
 %slocal: {delete_after: %s}
 http: {listen: "%s"}
 log: {level: info, format: json}
-%s`, node, w.state, memory, retry, w.store, commitLogSize, cqSize, indexSlots, indexItems, tiers.String(), deleteAfter, w.addr, c.extra)
+%s`, node, w.state, memory, workers, retry, w.store, commitLogSize, cqSize, indexSlots, indexItems, c.sources, tiers.String(), deleteAfter, w.addr, c.extra)
 	if err := os.WriteFile(w.cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
