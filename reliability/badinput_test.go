@@ -85,7 +85,9 @@ func TestBadInput(t *testing.T) {
 		_, err = f.WriteAt(b, off)
 		return err
 	}
-	item := func(n int) int64 { return index.IndexHeaderSize + indexSlots*index.IndexSlotSize + int64(n)*index.IndexItemSize }
+	item := func(n int) int64 {
+		return index.IndexHeaderSize + indexSlots*index.IndexSlotSize + int64(n)*index.IndexItemSize
+	}
 	be := binary.BigEndian
 	var inputs []badInput
 	add := func(in badInput) { inputs = append(inputs, in) }
