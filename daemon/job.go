@@ -120,10 +120,12 @@ func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState
 	rec.Verified = rec.OffloadedAt
 	failpoint.Hit("daemon.verified")
 	if err := d.cfg.Catalog.WriteMarker(ctx, t.Backend, rec); err != nil {
+		d.discard(t, key)
 		return catalog.Record{}, err
 	}
 	failpoint.Hit("daemon.marked")
 	if err := d.cfg.Catalog.Commit(rec, intentID); err != nil {
+		d.discard(t, key)
 		return catalog.Record{}, fmt.Errorf("record %s in catalog: %w", key, err)
 	}
 	return rec, nil
@@ -213,11 +215,16 @@ func (d *Daemon) verify(ctx context.Context, t *tierState, rec catalog.Record) e
 	return nil
 }
 
-// discard deletes an object the catalog does not (and must not) vouch for, with a
-// context of its own: it runs on failure paths, where ctx may be done.
+// discard deletes an object the catalog does not (and must not) vouch for, and its
+// marker if one was written (marker first, as always), with a context of its own: it runs
+// on failure paths, where ctx may be done.
 func (d *Daemon) discard(t *tierState, key segment.Key) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	if err := d.cfg.Catalog.DeleteMarker(ctx, t.Backend, key); err != nil {
+		d.log.Error("delete the marker of an unrecorded object", zap.String("tier", t.Name), zap.Stringer("key", key), zap.Error(err))
+		return // the object stays, its marker vouching for it: a rebuild or a later offload settles it
+	}
 	if err := t.Backend.Delete(ctx, key); err != nil {
 		d.log.Error("delete unverified object", zap.String("tier", t.Name), zap.Stringer("key", key), zap.Error(err))
 	}

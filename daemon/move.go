@@ -79,10 +79,12 @@ func (d *Daemon) tierToTier(ctx context.Context, j due, intentID uint64) (catalo
 		return catalog.Record{}, err
 	}
 	if err := d.cfg.Catalog.WriteMarker(ctx, t.Backend, rec); err != nil {
+		d.discard(t, j.key)
 		return catalog.Record{}, err
 	}
 	failpoint.Hit("daemon.tier_copy_marked")
 	if err := d.cfg.Catalog.Commit(rec, intentID); err != nil {
+		d.discard(t, j.key)
 		return catalog.Record{}, fmt.Errorf("record %s in catalog: %w", j.key, err)
 	}
 	return rec, nil
