@@ -59,6 +59,9 @@ type worldConf struct {
 	otherSources map[string]string // more sources' paths by name
 	workers      int               // default 4
 	extra        string            // more top-level YAML
+	// commitLogSize and bodySize shape the store (default commitLogSize and 256 bytes).
+	commitLogSize int64
+	bodySize      int
 }
 
 // world is one broker store offloaded by one tierd installation to its tiers.
@@ -81,6 +84,7 @@ type world struct {
 	stopSim  context.CancelFunc
 	simDone  chan error
 	simFiles []brokersim.File
+	clSize   int64 // commit-log file size
 	// brokerDeleted lists segments the test deleted as a broker would: not tierd's doing.
 	brokerDeleted map[string]bool
 	// otherSources maps the names of the sources in worldConf.sources to their paths.
@@ -156,6 +160,10 @@ func newWorld(t *testing.T, srv *miniotest.Server, c worldConf) *world {
 	if retry == "" {
 		retry = "{initial: 50ms, max: 500ms}"
 	}
+	w.clSize = c.commitLogSize
+	if w.clSize == 0 {
+		w.clSize = commitLogSize
+	}
 	workers := c.workers
 	if workers == 0 {
 		workers = 4
@@ -178,7 +186,7 @@ sources:
 %slocal: {delete_after: %s}
 http: {listen: "%s"}
 log: {level: info, format: json}
-%s`, node, w.state, memory, workers, retry, w.store, commitLogSize, cqSize, indexSlots, indexItems, c.sources, tiers.String(), deleteAfter, w.addr, c.extra)
+%s`, node, w.state, memory, workers, retry, w.store, w.clSize, cqSize, indexSlots, indexItems, c.sources, tiers.String(), deleteAfter, w.addr, c.extra)
 	if err := os.WriteFile(w.cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -211,9 +219,13 @@ func (w *world) cli(args ...string) cliResult {
 // local file held.
 func (w *world) startBroker(seed uint64, initial int64, rate float64) {
 	w.t.Helper()
+	body := w.conf.bodySize
+	if body == 0 {
+		body = 256
+	}
 	opts := brokersim.RocketMQOptions{
-		Dir: w.store, Topics: 1, Queues: 2, Messages: initial, CommitLogSize: commitLogSize, CQSize: cqSize,
-		IndexSlots: indexSlots, IndexItems: indexItems, BodySize: 256, Seed: seed, Rate: rate,
+		Dir: w.store, Topics: 1, Queues: 2, Messages: initial, CommitLogSize: w.clSize, CQSize: cqSize,
+		IndexSlots: indexSlots, IndexItems: indexItems, BodySize: body, Seed: seed, Rate: rate,
 	}
 	if rate == 0 {
 		sum, err := brokersim.RocketMQ(context.Background(), opts)
