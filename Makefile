@@ -8,11 +8,12 @@ FUZZTIME ?= 10s
 MINIO_PKG := github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 MC_PKG    := github.com/minio/mc@v0.0.0-20250313080218-cf909e1063a9
 STATICCHECK_PKG := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+RCLONE_PKG := github.com/rclone/rclone@v1.75.1
 
 export TIERD_MINIO_BIN := $(GOBIN)/minio
 export TIERD_MC_BIN    := $(GOBIN)/mc
 
-.PHONY: all build demo test race lint bench fuzz tools minio mc clean
+.PHONY: all build demo test race lint bench bench-report fuzz tools minio mc rclone clean
 
 all: build
 
@@ -42,6 +43,15 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 180m $(PKGS)
 
+## bench-report: tierd against dd, mc and rclone on this machine, and the memory soak, into
+## BENCHMARKS.md and benchmarks/ (plots, results.json). Under an hour on 2 cores; BENCH_MODE=quick
+## takes about 5 minutes (small files; the report says it is a quick run), BENCH_MODE=full longer.
+## BENCH_FLAGS passes more flags (go run ./internal/benchreport -h), e.g. "-sections posix".
+BENCH_MODE  ?= default
+BENCH_FLAGS ?=
+bench-report: tools rclone
+	$(GO) run ./internal/benchreport -mode $(BENCH_MODE) -command "make bench-report$(if $(filter-out default,$(BENCH_MODE)), BENCH_MODE=$(BENCH_MODE))$(if $(BENCH_FLAGS), BENCH_FLAGS='$(BENCH_FLAGS)')" $(BENCH_FLAGS)
+
 ## fuzz: every Fuzz target for FUZZTIME each.
 fuzz:
 	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
@@ -56,6 +66,10 @@ minio:
 
 mc:
 	@test -x $(TIERD_MC_BIN) || { echo "installing MinIO client"; $(GO) install $(MC_PKG); }
+
+# rclone is only a baseline of bench-report: if it cannot be installed, the report says so.
+rclone:
+	@test -x $(GOBIN)/rclone || { echo "installing rclone (a few minutes, once)"; $(GO) install $(RCLONE_PKG) || echo "rclone could not be installed; bench-report measures without it"; }
 
 clean:
 	rm -rf bin/
