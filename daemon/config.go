@@ -49,6 +49,10 @@ type Tier struct {
 	// temp files, S3 incomplete multipart uploads) and says how many. May be nil.
 	Cleanup func(ctx context.Context, olderThan time.Duration) (int, error)
 	// CleanupAge is the age passed to Cleanup at start (e.g. the S3 tier's reap_after).
+	// When it is above 0, a running daemon also calls Cleanup with it every few scans, so
+	// Cleanup must then leave alone what jobs in flight are writing (anything younger
+	// than CleanupAge); posix temp files (age 0: of a dead process) are cleaned at start
+	// only.
 	CleanupAge time.Duration
 	// AbortUpload aborts an incomplete upload a crashed job journaled (S3 multipart
 	// upload id). nil where writes have no such state.

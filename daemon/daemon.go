@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -37,6 +38,7 @@ type Daemon struct {
 	passDone map[jobID]bool   // RunOnce: jobs done in this pass
 	fenceErr error            // why this installation does not hold every lease; nil when it does
 	intents  map[jobID]uint64 // journal entries of running jobs, for NoteUpload
+	reaping  atomic.Bool      // a cleanup of the tiers runs (reapTiers)
 }
 
 type jobID struct {
@@ -139,6 +141,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer t.Stop()
 		renew = t.C
 	}
+	reap := time.NewTicker(reapEvery * d.cfg.ScanInterval)
+	defer reap.Stop()
 	d.scan(ctx)
 	for ctx.Err() == nil {
 		d.dispatch(ctx, jobCtx, &jobs)
@@ -148,10 +152,41 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.scan(ctx)
 		case <-renew:
 			d.renewFences(ctx)
+		case <-reap.C:
+			d.reapTiers(ctx, &jobs)
 		case <-d.wake:
 		}
 	}
 	return d.shutdown(&jobs, cancelJobs)
+}
+
+// reapEvery is how many scan intervals pass between the cleanups of a running daemon.
+const reapEvery = 10
+
+// reapTiers runs, in the background and one at a time, the cleanup of every tier whose
+// leftovers can be told from a running job's by their age (CleanupAge > 0: an S3 tier's
+// incomplete uploads older than reap_after, and the uploads whose abort failed, e.g.
+// during an outage, which nothing else would retry until the next start).
+func (d *Daemon) reapTiers(ctx context.Context, jobs *sync.WaitGroup) {
+	if !d.reaping.CompareAndSwap(false, true) {
+		return
+	}
+	jobs.Add(1)
+	go func() {
+		defer jobs.Done()
+		defer d.reaping.Store(false)
+		for _, t := range d.tiers {
+			if t.Cleanup == nil || t.CleanupAge <= 0 || ctx.Err() != nil {
+				continue
+			}
+			n, err := t.Cleanup(ctx, t.CleanupAge)
+			if err != nil && ctx.Err() == nil {
+				d.log.Warn("clean up interrupted writes", zap.String("tier", t.Name), zap.Error(err))
+			} else if n > 0 {
+				d.log.Info("cleaned up interrupted writes", zap.String("tier", t.Name), zap.Int("count", n))
+			}
+		}
+	}()
 }
 
 // RunOnce makes one full pass: it scans (twice, ScanInterval apart, as sealing needs),

@@ -385,6 +385,75 @@ func TestRetries(t *testing.T) {
 	}
 }
 
+// slowFailingBackend fails every Create after a delay and records how many overlap.
+type slowFailingBackend struct {
+	segment.Backend
+	mu         sync.Mutex
+	calls      int // Creates started
+	active     int // Creates running
+	maxOverlap int // most Creates running at once among calls after the first burst
+	burst      int // calls that may overlap: those started before the tier was known failing
+}
+
+func (f *slowFailingBackend) Create(ctx context.Context, key segment.Key, size int64) (segment.Writer, error) {
+	f.mu.Lock()
+	f.calls++
+	f.active++
+	if f.calls > f.burst {
+		f.maxOverlap = max(f.maxOverlap, f.active)
+	}
+	f.mu.Unlock()
+	time.Sleep(20 * time.Millisecond)
+	f.mu.Lock()
+	f.active--
+	f.mu.Unlock()
+	return nil, fmt.Errorf("injected outage")
+}
+
+// TestFailingTierGetsOneJob: once a tier fails, it gets one job at a time (a probe) and
+// the other workers serve the tiers that work.
+func TestFailingTierGetsOneJob(t *testing.T) {
+	e := newEnv(t)
+	sealed, _ := store(t, e.root)
+	other, err := posix.New(posix.Config{Path: t.TempDir(), WriteMode: posix.Buffered}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := &slowFailingBackend{Backend: other, burst: 3}
+	d := e.daemon(func(c *Config) {
+		c.Sources[0].SealGrace = 0
+		c.Workers, c.Attempts = 3, 1
+		c.Tiers = append(c.Tiers, Tier{Name: "s3", Type: "s3", Backend: bad, Concurrency: 3})
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		recs, _ := e.cat.List("hdd")
+		bad.mu.Lock()
+		calls := bad.calls
+		bad.mu.Unlock()
+		if len(recs) == len(sealed) && calls >= 12 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d segments on the working tier, %d tries on the failing one", len(recs), len(sealed), calls)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if bad.maxOverlap > 1 {
+		t.Errorf("a failing tier ran %d jobs at once after its first failures; want 1", bad.maxOverlap)
+	}
+	if st := d.Status(); !st.Tiers[1].Failing {
+		t.Errorf("status: %+v", st.Tiers[1])
+	}
+}
+
 // TestRecoverIntents: a crash after Commit but before the catalog record leaves an
 // intent and a committed object; the next start finishes it. A crash mid-copy leaves an
 // intent and nothing visible; the next start rolls it back.

@@ -41,7 +41,7 @@ func (d *Daemon) dispatch(ctx, jobCtx context.Context, jobs *sync.WaitGroup) int
 			skip = skip || d.readingLocal(j)
 		}
 		d.mu.Unlock()
-		if skip || ctx.Err() != nil || (j.kind == jobCopy && j.tier.isPaused()) {
+		if skip || ctx.Err() != nil || (j.kind == jobCopy && (j.tier.isPaused() || j.tier.probing())) {
 			continue
 		}
 		if j.tier != nil {
@@ -62,6 +62,9 @@ func (d *Daemon) dispatch(ctx, jobCtx context.Context, jobs *sync.WaitGroup) int
 		d.mu.Lock()
 		d.inFlight[id] = true
 		d.mu.Unlock()
+		if j.tier != nil {
+			j.tier.enter(d.m)
+		}
 		started++
 		jobs.Add(1)
 		go func() {
@@ -110,16 +113,7 @@ func (d *Daemon) notePlan(p plan, now time.Time) {
 func (d *Daemon) runJob(ctx context.Context, id jobID, j due) {
 	t := j.tier
 	if t != nil {
-		t.mu.Lock()
-		t.inFlight++
-		t.mu.Unlock()
-		d.m.inFlight.WithLabelValues(t.Name).Inc()
-		defer func() {
-			t.mu.Lock()
-			t.inFlight--
-			t.mu.Unlock()
-			d.m.inFlight.WithLabelValues(t.Name).Dec()
-		}()
+		defer t.leave(d.m) // entered by dispatch
 	}
 	log := d.log.With(zap.String("job", j.kind.String()), zap.String("tier", id.tier), zap.Stringer("key", j.key))
 	if j.seg != nil {
@@ -155,6 +149,9 @@ func (d *Daemon) runJob(ctx context.Context, id jobID, j due) {
 		log.Warn("job failed", zap.Int("attempt", attempt), zap.Error(err))
 		if t != nil {
 			t.noteError(err, d.cfg.Now())
+			if t.othersInFlight() {
+				break // the tier fails: one job keeps trying it; this one frees its worker and buffers
+			}
 		}
 	}
 	d.mu.Lock()
@@ -242,6 +239,37 @@ func (t *tierState) noteSuccess(bytes int64) {
 	t.failing = false
 	t.segments++
 	t.bytes += bytes
+}
+
+// enter and leave count a job on the tier (dispatch enters, runJob leaves).
+func (t *tierState) enter(m *metrics) {
+	t.mu.Lock()
+	t.inFlight++
+	t.mu.Unlock()
+	m.inFlight.WithLabelValues(t.Name).Inc()
+}
+
+func (t *tierState) leave(m *metrics) {
+	t.mu.Lock()
+	t.inFlight--
+	t.mu.Unlock()
+	m.inFlight.WithLabelValues(t.Name).Dec()
+}
+
+// probing reports whether the tier is failing and a job is already on it: a failing tier
+// gets one job at a time, which finds out when it is back, so that the workers stay free
+// for the tiers that work (an object store outage must not stall the HDD tier).
+func (t *tierState) probing() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.failing && t.inFlight > 0
+}
+
+// othersInFlight reports whether another job than the caller's is on the tier.
+func (t *tierState) othersInFlight() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.inFlight > 1
 }
 
 func (t *tierState) isPaused() bool {

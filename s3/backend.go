@@ -41,6 +41,8 @@ type Backend struct {
 
 	mu      sync.Mutex
 	orphans map[upload]struct{} // multipart uploads whose abort failed; Reap retries them
+	live    map[string]struct{} // upload ids of this Backend's open Writers; Reap leaves them alone
+	unsure  map[string]struct{} // object names whose CreateMultipartUpload failed: the server may have created it
 }
 
 var _ segment.Backend = (*Backend)(nil)
@@ -114,7 +116,7 @@ func New(ctx context.Context, cfg Config, node string, pool *bufpool.Pool, log *
 		prefix: prefix, node: node, pool: pool, log: log,
 		partSize: cfg.PartSize, partConc: cfg.PartConcurrency, putMax: min(cfg.PartSize, bs),
 		rate: throttle.NewRateLimiter(cfg.RateLimit), gate: NewGate(cfg.Concurrency), onUpload: cfg.OnUpload,
-		orphans: map[upload]struct{}{},
+		orphans: map[upload]struct{}{}, live: map[string]struct{}{}, unsure: map[string]struct{}{},
 	}
 	switch cfg.Driver {
 	case "aws":

@@ -369,11 +369,30 @@ func testReap(t *testing.T, srv *miniotest.Server, driver string, pool *bufpool.
 	if us := uploadsOf(t, b, mine); len(us) != 1 {
 		t.Fatalf("young upload gone after Reap(1h): %v", us)
 	}
+	// An upload of an open Writer is left alone, whatever its age: a running daemon reaps.
+	live := segment.Key("node1/reap/live")
+	data := segmenttest.Data(7, 2*testBuf)
+	w, err := b.Create(ctx, live, int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(data[:testBuf]); err != nil {
+		t.Fatal(err)
+	}
 	if n, err := b.Reap(ctx, 0); err != nil || n != 1 {
 		t.Fatalf("Reap(0) = %d, %v; want 1 aborted", n, err)
 	}
 	if us := uploadsOf(t, b, mine); len(us) != 0 {
 		t.Fatalf("upload %s survived Reap: %v", idMine, us)
+	}
+	if _, err := w.Write(data[testBuf:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil {
+		t.Fatalf("the open Writer's upload was reaped: %v", err)
+	}
+	if err := b.Delete(ctx, live); err != nil {
+		t.Fatal(err)
 	}
 	if us := uploadsOf(t, b, theirs); len(us) != 1 {
 		t.Fatalf("another node's upload was reaped: %v", us)

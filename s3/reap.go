@@ -13,13 +13,22 @@ import (
 // Reap aborts the incomplete multipart uploads under the node's prefix
 // ("<prefix>/<node>/") that were started more than olderThan ago (0: all of them), and
 // retries every abort of this process's Writers that failed. It returns how many uploads
-// it aborted.
+// it aborted. The uploads of this Backend's Writers that are still open are left alone
+// whatever their age, so a running daemon may reap.
+//
+// An object whose CreateMultipartUpload failed in this process may have an upload the
+// server created but whose reply was lost (an outage): Reap lists that object's uploads by
+// its whole name and aborts, whatever their age, those no open Writer of this Backend
+// owns. (The node's lease makes this process the only writer under the node prefix; a
+// Writer of the same object that is inside CreateMultipartUpload at that moment would
+// lose its upload and fail, to be retried, never to commit a torn object.)
 //
 // It lists uploads both by the node prefix (S3) and bucket-wide, filtered here, because
 // MinIO lists a prefix's uploads only when the prefix is a whole object name and lists
 // bucket-wide only the uploads it has seen since it started. An upload MinIO lost track
-// of in a restart is therefore found only through the journal (AbortUpload) or by MinIO's
-// own stale-upload cleanup (api.stale_uploads_expiry, 24h by default).
+// of in a restart is therefore found only through the journal (AbortUpload), by the name
+// of an object whose upload creation failed (below), or by MinIO's own stale-upload
+// cleanup (api.stale_uploads_expiry, 24h by default).
 func (b *Backend) Reap(ctx context.Context, olderThan time.Duration) (aborted int, err error) {
 	if olderThan < 0 {
 		return 0, fmt.Errorf("reap: negative age %s", olderThan)
@@ -54,11 +63,47 @@ func (b *Backend) Reap(ctx context.Context, olderThan time.Duration) (aborted in
 		abort(u, "its writer's abort failed")
 	}
 
+	b.mu.Lock()
+	unsure := make([]string, 0, len(b.unsure))
+	for obj := range b.unsure {
+		unsure = append(unsure, obj)
+	}
+	b.mu.Unlock()
+	for _, obj := range unsure {
+		var found []upload
+		err := b.d.listUploads(ctx, obj, func(u upload) error {
+			b.mu.Lock()
+			_, live := b.live[u.id]
+			b.mu.Unlock()
+			if u.key == obj && !live && !seen[u.id] {
+				seen[u.id] = true
+				found = append(found, u)
+			}
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list multipart uploads of %s: %w", obj, err))
+			continue
+		}
+		n := len(errs)
+		for _, u := range found {
+			abort(u, "its creation failed in this process")
+		}
+		if len(errs) == n {
+			b.mu.Lock()
+			delete(b.unsure, obj)
+			b.mu.Unlock()
+		}
+	}
+
 	nodePrefix := b.prefix + b.node + "/"
 	for _, listPrefix := range []string{nodePrefix, ""} {
 		var stale []upload
 		err := b.d.listUploads(ctx, listPrefix, func(u upload) error {
-			if !strings.HasPrefix(u.key, nodePrefix) || seen[u.id] {
+			b.mu.Lock()
+			_, live := b.live[u.id]
+			b.mu.Unlock()
+			if !strings.HasPrefix(u.key, nodePrefix) || seen[u.id] || live {
 				return nil
 			}
 			seen[u.id] = true

@@ -251,12 +251,20 @@ func (w *Writer) ensureUpload() (string, error) {
 	}
 	id, err := w.b.d.createMultipart(w.ctx, w.obj)
 	if err != nil {
+		// The request may have reached the server and only its reply been lost (an outage):
+		// an upload nothing knows the id of. Reap looks for it by the object's name.
+		w.b.mu.Lock()
+		w.b.unsure[w.obj] = struct{}{}
+		w.b.mu.Unlock()
 		return "", fmt.Errorf("create multipart upload of %s: %w", w.key, w.ctxErr(err))
 	}
 	failpoint.Hit("s3.upload_created") // not journaled yet: only a reap finds it
 	w.mu.Lock()
 	w.uploadID = id
 	w.mu.Unlock()
+	w.b.mu.Lock()
+	w.b.live[id] = struct{}{}
+	w.b.mu.Unlock()
 	w.b.log.Debug("multipart upload started", zap.String("key", string(w.key)), zap.String("upload_id", id))
 	if w.b.onUpload != nil {
 		w.b.onUpload(w.key, id)
@@ -454,6 +462,11 @@ func (w *Writer) finish() {
 	if w.stage != nil {
 		w.stage.Release()
 		w.stage, w.stageN = nil, 0
+	}
+	if id := w.UploadID(); id != "" {
+		w.b.mu.Lock()
+		delete(w.b.live, id)
+		w.b.mu.Unlock()
 	}
 	w.cancel()
 	w.leave()
