@@ -13,7 +13,7 @@ RCLONE_PKG := github.com/rclone/rclone@v1.75.1
 export TIERD_MINIO_BIN := $(GOBIN)/minio
 export TIERD_MC_BIN    := $(GOBIN)/mc
 
-.PHONY: all build demo test race lint bench bench-report fuzz tools minio mc rclone clean
+.PHONY: all build demo test race lint reliability bench bench-report fuzz tools minio mc rclone clean
 
 all: build
 
@@ -38,6 +38,13 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK_PKG) $(PKGS)
+
+## reliability: the crash harness with 200 SIGKILLs (make test runs 20), and the other
+## reliability tests (outages, full tier, bad input, security). KILLS and SEED change them.
+KILLS ?= 200
+SEED  ?= 0
+reliability: tools
+	$(GO) test -race -timeout 150m -count=1 -v ./reliability -kills $(KILLS) -seed $(SEED)
 
 ## bench: the speed and memory benchmarks (large files; see README "Benchmarks").
 bench:

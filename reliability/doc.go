@@ -13,7 +13,8 @@
 //   - fill a posix tier on a small tmpfs (TestFullTier);
 //   - put truncated, empty, wrong-size, random and looping files in the broker directory,
 //     and delete or truncate segments while tierd reads them (TestBadInput);
-//   - destroy segments under readers of the mmap tier (TestMappedReaderDestroyed);
+//   - (segments of the mmap tier deleted and truncated under concurrent readers are
+//     posix's TestMappedReaderCloseRace and TestMappedReaderTruncated, under -race);
 //   - grep every log and --json output for the S3 secret, check where the HTTP endpoint
 //     listens, and run against MinIO over TLS with a custom CA (TestSecurity).
 //

@@ -59,6 +59,8 @@ type worldConf struct {
 	otherSources map[string]string // more sources' paths by name
 	workers      int               // default 4
 	extra        string            // more top-level YAML
+	logLevel     string            // log.level (default info)
+	defaultHTTP  bool              // leave http out of the config: tierd listens where it does by default
 	// commitLogSize and bodySize shape the store (default commitLogSize and 256 bytes).
 	commitLogSize int64
 	bodySize      int
@@ -172,6 +174,14 @@ func newWorld(t *testing.T, srv *miniotest.Server, c worldConf) *world {
 	if deleteAfter == "" {
 		deleteAfter = "never"
 	}
+	logLevel := c.logLevel
+	if logLevel == "" {
+		logLevel = "info"
+	}
+	httpYAML := fmt.Sprintf("http: {listen: %q}\n", w.addr)
+	if c.defaultHTTP {
+		httpYAML, w.addr = "", defaultListen
+	}
 	yaml := fmt.Sprintf(`node: %s
 state_dir: %s
 memory: %s
@@ -184,9 +194,8 @@ sources:
      consumequeue_file_size: %d, index_hash_slots: %d, index_items: %d}
 %stiers:
 %slocal: {delete_after: %s}
-http: {listen: "%s"}
-log: {level: info, format: json}
-%s`, node, w.state, memory, workers, retry, w.store, w.clSize, cqSize, indexSlots, indexItems, c.sources, tiers.String(), deleteAfter, w.addr, c.extra)
+%slog: {level: %s, format: json}
+%s`, node, w.state, memory, workers, retry, w.store, w.clSize, cqSize, indexSlots, indexItems, c.sources, tiers.String(), deleteAfter, httpYAML, logLevel, c.extra)
 	if err := os.WriteFile(w.cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -257,7 +257,7 @@ func findRclone(flagValue string) Rclone {
 		}
 	}
 	v := bench.ToolVersion(path, "version")
-	if !strings.HasPrefix(v, "rclone ") {
+	if !strings.Contains(v, "rclone v") { // "rclone v1.x" (its output) or "github.com/rclone/rclone v1.x" (build info)
 		return Rclone{Why: fmt.Sprintf("%s is not a working rclone: %s", path, v)}
 	}
 	return Rclone{Path: path, Version: v}
