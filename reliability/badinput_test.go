@@ -163,25 +163,8 @@ func TestBadInput(t *testing.T) {
 
 	p := w.start("daemon")
 	// Run until nothing new has been offloaded for 2 s (good segments done, bad ones
-	// retried several times over), at most a minute.
-	last, lastChange := -1, time.Now()
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if p.exited() {
-			t.Fatalf("tierd exited (%v):\n%s", p.cmd.ProcessState, p.tail())
-		}
-		if n := strings.Count(p.log(), `"msg":"offloaded"`); n != last {
-			last, lastChange = n, time.Now()
-		} else if n > 0 && time.Since(lastChange) > 2*time.Second {
-			break
-		}
-	}
-	if code, _ := httpGet(w.addr, "/healthz"); code != 200 {
-		t.Fatalf("/healthz: %d", code)
-	}
-	log := p.log()
-	if code := p.term(30 * time.Second); code != 0 {
-		t.Fatalf("tierd exited %d after SIGTERM:\n%s", code, p.tail())
-	}
+	// retried several times over).
+	log := settle(t, w, p, 2*time.Second)
 	recs := w.records()
 	held := map[string]bool{}
 	for _, r := range recs {
@@ -286,24 +269,7 @@ func TestSegmentDestroyedWhileRead(t *testing.T) {
 	truncated := destroy("truncated", func(path string) error { return os.Truncate(path, commitLogSize/3) })
 	tally.add(func(c *counts) { c.badInputs += 2 })
 	// Let the daemon finish the rest of the store.
-	last, lastChange := -1, time.Now()
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if p.exited() {
-			t.Fatalf("tierd exited (%v):\n%s", p.cmd.ProcessState, p.tail())
-		}
-		if n := strings.Count(p.log(), `"msg":"offloaded"`); n != last {
-			last, lastChange = n, time.Now()
-		} else if time.Since(lastChange) > 3*time.Second {
-			break
-		}
-	}
-	if code, _ := httpGet(w.addr, "/healthz"); code != 200 {
-		t.Fatalf("/healthz: %d", code)
-	}
-	log := p.log()
-	if code := p.term(30 * time.Second); code != 0 {
-		t.Fatalf("tierd exited %d after SIGTERM:\n%s", code, p.tail())
-	}
+	log := settle(t, w, p, 3*time.Second)
 	warnings := func(rel string) []string {
 		var out []string
 		for _, l := range strings.Split(log, "\n") {
@@ -334,4 +300,30 @@ func TestSegmentDestroyedWhileRead(t *testing.T) {
 			t.Errorf("good segment %s was not offloaded", rel)
 		}
 	}
+}
+
+// settle lets the daemon p run until it has offloaded something and then nothing more
+// for quiet (at most a minute), checks it is healthy, stops it with SIGTERM (exit 0) and
+// returns its log.
+func settle(t *testing.T, w *world, p *proc, quiet time.Duration) string {
+	t.Helper()
+	last, lastChange := -1, time.Now()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if p.exited() {
+			t.Fatalf("tierd exited (%v):\n%s", p.cmd.ProcessState, p.tail())
+		}
+		if n := strings.Count(p.log(), `"msg":"offloaded"`); n != last {
+			last, lastChange = n, time.Now()
+		} else if n > 0 && time.Since(lastChange) > quiet {
+			break
+		}
+	}
+	if code, _ := httpGet(w.addr, "/healthz"); code != 200 {
+		t.Fatalf("/healthz: %d", code)
+	}
+	log := p.log()
+	if code := p.term(30 * time.Second); code != 0 {
+		t.Fatalf("tierd exited %d after SIGTERM:\n%s", code, p.tail())
+	}
+	return log
 }

@@ -104,6 +104,16 @@ func (j childJob) pool() (*bufpool.Pool, error) {
 	return bufpool.New(bufpool.Config{Budget: j.Pool, BufferSize: j.BufSize})
 }
 
+// posixTier opens the job's posix tier and its pool.
+func (j childJob) posixTier() (*posix.Backend, *bufpool.Pool, error) {
+	tier, err := posix.New(posix.Config{Path: j.TierDir, WriteMode: posix.Mode(j.Mode)}, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := j.pool()
+	return tier, pool, err
+}
+
 // closePool checks that every buffer came back and releases the pool.
 func closePool(p *bufpool.Pool, err *error) {
 	if cerr := p.Check(); cerr != nil && *err == nil {
@@ -153,11 +163,7 @@ func CopyToTier(ctx context.Context, tier segment.Backend, direct bool, pool *bu
 }
 
 func (j childJob) posixCopy(ctx context.Context) (res childResult, err error) {
-	tier, err := posix.New(posix.Config{Path: j.TierDir, WriteMode: posix.Mode(j.Mode)}, nil)
-	if err != nil {
-		return res, err
-	}
-	pool, err := j.pool()
+	tier, pool, err := j.posixTier()
 	if err != nil {
 		return res, err
 	}
@@ -198,11 +204,7 @@ func CompactToTier(ctx context.Context, tier segment.Backend, pool *bufpool.Pool
 }
 
 func (j childJob) compact(ctx context.Context) (res childResult, err error) {
-	tier, err := posix.New(posix.Config{Path: j.TierDir, WriteMode: posix.Mode(j.Mode)}, nil)
-	if err != nil {
-		return res, err
-	}
-	pool, err := j.pool()
+	tier, pool, err := j.posixTier()
 	if err != nil {
 		return res, err
 	}
