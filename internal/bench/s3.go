@@ -24,6 +24,24 @@ type S3Server struct {
 	MCAlias string
 }
 
+// emptyTrash removes the deleted objects MinIO keeps in its data directory's trash
+// (.minio.sys/tmp/.trash) until its next purge. The server is the benchmark's own.
+func (s S3Server) emptyTrash() error {
+	if s.DataDir == "" {
+		return nil
+	}
+	trash, err := filepath.Glob(filepath.Join(s.DataDir, "*", ".minio.sys", "tmp", ".trash", "*"))
+	if err != nil {
+		return err
+	}
+	for _, t := range trash {
+		if err := os.RemoveAll(t); err != nil {
+			return fmt.Errorf("empty MinIO's trash: %w", err)
+		}
+	}
+	return nil
+}
+
 // resident returns the page cache held by the bucket's files in the server's data
 // directory (MinIO keeps a bucket in a directory of its name under the data directory;
 // miniotest makes the data directory inside DataDir). Deleted objects MinIO has yet to
@@ -126,12 +144,15 @@ func S3(ctx context.Context, o S3Options) (S3Result, error) {
 	res := S3Result{Pool: o.Pool, BufSize: o.BufSize, PartSize: o.PartSize, Runs: o.Runs}
 	srv := o.Server
 	const prefix = "bench"
+	// clean deletes the uploads, and empties MinIO's trash of them: MinIO purges it only
+	// every few minutes and refuses uploads while its drive's free space is under its
+	// reserve, which 16 uploads of 1 GiB fill when the last run's are still in the trash.
 	clean := func() error {
 		out, err := srv.MC("rm", "--recursive", "--force", srv.MCAlias+"/"+srv.Target.Bucket+"/"+prefix+"/").CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("delete uploads: %w: %s", err, out)
 		}
-		return nil
+		return srv.emptyTrash()
 	}
 	defer clean()
 	for _, size := range o.Sizes {
