@@ -53,7 +53,7 @@ func preset(mode string) (config, error) {
 		RSSSize: 1 << 30, RSSPools: []int64{16 << 20, 64 << 20}, RSSConcs: []int{1, 16},
 		S3Sizes: []int64{1 << 30, 4 << 30}, S3Concs: []int{1, 16}, S3MaxStored: 16 << 30, S3Runs: 3,
 		Slots: index.DefaultIndexSlots, Items: index.DefaultIndexItems, Fills: []int{1, 50, 100}, CompactRuns: 5,
-		SoakRounds: 50, SoakWorkers: 8, SoakDeadline: 30 * time.Minute, NaiveCeiling: 6 << 30,
+		SoakRounds: 50, SoakWorkers: 8, SoakDeadline: 45 * time.Minute, NaiveCeiling: 6 << 30,
 	}
 	switch mode {
 	case "default":
