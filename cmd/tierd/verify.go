@@ -17,6 +17,9 @@ type verifyResult struct {
 	Key   segment.Key `json:"key"`
 	OK    bool        `json:"ok"`
 	Error string      `json:"error,omitempty"`
+	// Gone: a running daemon removed or replaced the entry (retention, say) while it was
+	// being verified; it is neither checked nor failed.
+	Gone bool `json:"gone,omitempty"`
 }
 
 func newVerifyCmd(g *globals) *cobra.Command {
@@ -27,7 +30,8 @@ func newVerifyCmd(g *globals) *cobra.Command {
 		Short: "Check every catalog entry against its tier, re-reading each object's CRC-32C",
 		Long: `Check every catalog entry (of one tier with --tier): the object exists with the
 recorded size, the tier's stored CRC-32C matches, and the CRC-32C of all its bytes, read
-back, matches too. Exits 1 if any entry fails.`,
+back, matches too. While a daemon runs, the entries come from it, and one it removes
+meanwhile (retention) is reported as gone, not failed. Exits 1 if any entry fails.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, err := openReader(cmd.Context(), g)
@@ -40,17 +44,30 @@ back, matches too. Exits 1 if any entry fails.`,
 				return err
 			}
 			var results []verifyResult
-			bad := 0
+			bad, gone := 0, 0
 			for _, rec := range recs {
 				err := a.verifyRecord(cmd.Context(), rec)
 				if ctxErr := cmd.Context().Err(); ctxErr != nil {
 					return ctxErr
 				}
 				res := verifyResult{Tier: rec.Tier, Key: rec.Key, OK: err == nil}
-				if err != nil {
+				if err != nil && a.cat == nil {
+					// The list came from a running daemon, which may have expired or
+					// replaced the entry since.
+					still, lerr := a.stillRecorded(cmd.Context(), rec)
+					if lerr != nil {
+						return lerr
+					}
+					res.Gone = !still
+				}
+				switch {
+				case res.Gone:
+					res.Error = "removed from the catalog while being verified"
+					gone++
+				case err != nil:
 					res.Error = err.Error()
 					bad++
-				} else if a.cat != nil {
+				case a.cat != nil:
 					// The record and its marker stay equal (a rebuild from markers
 					// reproduces the catalog).
 					rec.Verified = timeNow()
@@ -64,22 +81,26 @@ back, matches too. Exits 1 if any entry fails.`,
 				}
 				results = append(results, res)
 				if !asJSON {
-					if res.OK {
+					switch {
+					case res.OK:
 						fmt.Fprintf(stdout, "ok    %s:%s\n", rec.Tier, rec.Key)
-					} else {
+					case res.Gone:
+						fmt.Fprintf(stdout, "gone  %s:%s: %s\n", rec.Tier, rec.Key, res.Error)
+					default:
 						fmt.Fprintf(stdout, "FAIL  %s:%s: %s\n", rec.Tier, rec.Key, res.Error)
 					}
 				}
 			}
+			checked := len(results) - gone
 			if asJSON {
-				if err := printJSON(map[string]any{"checked": len(results), "failed": bad, "results": results}); err != nil {
+				if err := printJSON(map[string]any{"checked": checked, "failed": bad, "gone": gone, "results": results}); err != nil {
 					return err
 				}
 			} else {
-				fmt.Fprintf(stdout, "%d checked, %d failed\n", len(results), bad)
+				fmt.Fprintf(stdout, "%d checked, %d failed, %d removed while being verified\n", checked, bad, gone)
 			}
 			if bad > 0 {
-				return fmt.Errorf("%d of %d catalog entries failed verification", bad, len(results))
+				return fmt.Errorf("%d of %d catalog entries failed verification", bad, checked)
 			}
 			return nil
 		},
@@ -87,6 +108,20 @@ back, matches too. Exits 1 if any entry fails.`,
 	cmd.Flags().StringVar(&tier, "tier", "", "only this tier")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// stillRecorded reports whether the catalog still holds rec as it was.
+func (a *app) stillRecorded(ctx context.Context, rec catalog.Record) (bool, error) {
+	recs, err := a.records(ctx, rec.Tier)
+	if err != nil {
+		return false, err
+	}
+	for _, r := range recs {
+		if r.Key == rec.Key {
+			return r.Size == rec.Size && r.CRC32C == rec.CRC32C, nil
+		}
+	}
+	return false, nil
 }
 
 func (a *app) verifyRecord(ctx context.Context, rec catalog.Record) error {
