@@ -142,6 +142,7 @@ func crashWorld(t *testing.T, srv *miniotest.Server, c worldConf, points []strin
 
 	// The end: the broker stops, one full pass offloads everything due, and all holds.
 	w.stopBroker()
+	time.Sleep(2 * sealGrace) // the last files the broker wrote become sealed for the pass
 	if res := w.cli("run", "--once"); res.code != 0 {
 		t.Fatalf("final run --once: exit %d:\n%s", res.code, res.errOut)
 	}

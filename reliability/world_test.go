@@ -29,9 +29,11 @@ import (
 const (
 	node          = "rel-node"
 	commitLogSize = 256 << 10
-	cqSize        = 6000 // 300 entries
-	indexSlots    = 64
-	indexItems    = 512
+	// sealGrace is the source's seal_grace: a file younger than this is not sealed yet.
+	sealGrace  = 300 * time.Millisecond
+	cqSize     = 6000 // 300 entries
+	indexSlots = 64
+	indexItems = 512
 )
 
 // reporter is what the checks report violations to.
@@ -190,12 +192,12 @@ scan_interval: 200ms
 shutdown_timeout: 10s
 retry: %s
 sources:
-  - {name: src, layout: rocketmq, path: %s, seal_grace: 300ms, commitlog_file_size: %d,
+  - {name: src, layout: rocketmq, path: %s, seal_grace: %s, commitlog_file_size: %d,
      consumequeue_file_size: %d, index_hash_slots: %d, index_items: %d}
 %stiers:
 %slocal: {delete_after: %s}
 %slog: {level: %s, format: json}
-%s`, node, w.state, memory, workers, retry, w.store, w.clSize, cqSize, indexSlots, indexItems, c.sources, tiers.String(), deleteAfter, httpYAML, logLevel, c.extra)
+%s`, node, w.state, memory, workers, retry, w.store, sealGrace, w.clSize, cqSize, indexSlots, indexItems, c.sources, tiers.String(), deleteAfter, httpYAML, logLevel, c.extra)
 	if err := os.WriteFile(w.cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
