@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -55,7 +56,8 @@ func TestCrash(t *testing.T) {
 		n := min(killsPerWorld, left)
 		left -= n
 		mode, driver := modes[i%len(modes)], drivers[(i/2)%len(drivers)]
-		c := worldConf{name: "keep-" + mode + "-" + driver}
+		// The name is the world's S3 prefix too: unique, so that no world sees another's objects.
+		c := worldConf{name: fmt.Sprintf("%02d-keep-%s-%s", i, mode, driver)}
 		points := pipelinePoints
 		if i%2 == 0 {
 			c.tiers = []tierConf{
@@ -63,7 +65,7 @@ func TestCrash(t *testing.T) {
 				{name: "s3", s3: true, yaml: "driver: " + driver + ", offload_after: 0s"},
 			}
 		} else {
-			c.name = "chain-" + mode + "-" + driver
+			c.name = fmt.Sprintf("%02d-chain-%s-%s", i, mode, driver)
 			c.tiers = []tierConf{
 				{name: "hdd", yaml: "write_mode: " + mode + ", offload_after: 0s, retain_for: 10s"},
 				{name: "s3", s3: true, yaml: "driver: " + driver + ", offload_after: 5s"},
