@@ -55,7 +55,8 @@ type Tier struct {
 	// only.
 	CleanupAge time.Duration
 	// AbortUpload aborts an incomplete upload a crashed job journaled (S3 multipart
-	// upload id). nil where writes have no such state.
+	// upload id); with id "" (the job died before journaling one), every incomplete
+	// upload of key. nil where writes have no such state.
 	AbortUpload func(ctx context.Context, key segment.Key, uploadID string) error
 	// RetainFor deletes objects from this tier once their segment is this old (0 = keep
 	// forever), but never the last copy of a segment another tier still wants.

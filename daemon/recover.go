@@ -63,7 +63,7 @@ func (d *Daemon) settle(ctx context.Context, in catalog.Intent) error {
 	if _, err := d.cfg.Catalog.Get(in.Tier, in.Key); err == nil {
 		return d.cfg.Catalog.Finish(in.ID) // committed; only the clearing was lost
 	}
-	if in.UploadID != "" && t.AbortUpload != nil {
+	if t.AbortUpload != nil { // with no id journaled: whatever upload of the key exists
 		if err := t.AbortUpload(ctx, in.Key, in.UploadID); err != nil && !errors.Is(err, segment.ErrNotFound) {
 			return fmt.Errorf("abort upload %s: %w", in.UploadID, err)
 		}

@@ -247,15 +247,46 @@ func (b *Backend) Delete(ctx context.Context, key segment.Key) error {
 }
 
 // AbortUpload aborts the multipart upload uploadID of key, as journaled from OnUpload or
-// Writer.UploadID by an earlier run. An upload that no longer exists is not an error.
+// Writer.UploadID by an earlier run; with uploadID "" (the run died before it journaled
+// the id, or before the upload was created), every upload of key no open Writer owns. An
+// upload that no longer exists is not an error.
 func (b *Backend) AbortUpload(ctx context.Context, key segment.Key, uploadID string) error {
 	if err := key.Valid(); err != nil {
 		return fmt.Errorf("abort upload of %s: %w", key, err)
+	}
+	if uploadID == "" {
+		return b.abortAllOf(ctx, b.object(key))
 	}
 	if err := b.d.abort(ctx, b.object(key), uploadID); err != nil {
 		if k := b.d.classify(err); k != errNoUpload && k != errNotFound {
 			return fmt.Errorf("abort upload %s of %s: %w", uploadID, key, err)
 		}
+	}
+	return nil
+}
+
+// abortAllOf aborts every incomplete upload of the object obj that no open Writer of this
+// Backend owns, listing them by the object's whole name (which MinIO answers even for
+// uploads it does not list bucket-wide).
+func (b *Backend) abortAllOf(ctx context.Context, obj string) error {
+	var found []upload
+	err := b.d.listUploads(ctx, obj, func(u upload) error {
+		b.mu.Lock()
+		_, live := b.live[u.id]
+		b.mu.Unlock()
+		if u.key == obj && !live {
+			found = append(found, u)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list multipart uploads of %s: %w", obj, err)
+	}
+	for _, u := range found {
+		if err := b.d.abort(ctx, u.key, u.id); err != nil && b.d.classify(err) != errNoUpload {
+			return fmt.Errorf("abort upload %s of %s: %w", u.id, u.key, err)
+		}
+		b.log.Info("aborted an upload of an interrupted job", zap.String("object", u.key), zap.String("upload_id", u.id))
 	}
 	return nil
 }

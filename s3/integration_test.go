@@ -385,6 +385,22 @@ func testReap(t *testing.T, srv *miniotest.Server, driver string, pool *bufpool.
 	if us := uploadsOf(t, b, mine); len(us) != 0 {
 		t.Fatalf("upload %s survived Reap: %v", idMine, us)
 	}
+	// A crashed job that journaled no upload id: AbortUpload(key, "") aborts every upload
+	// of key (two here) but the open Writer's.
+	for range 2 {
+		if _, err := b.d.createMultipart(ctx, b.object(live)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if us := uploadsOf(t, b, live); len(us) != 3 {
+		t.Fatalf("uploads of %s: %v; want 3", live, us)
+	}
+	if err := b.AbortUpload(ctx, live, ""); err != nil {
+		t.Fatal(err)
+	}
+	if us := uploadsOf(t, b, live); len(us) != 1 || us[0].id != w.(*Writer).UploadID() {
+		t.Fatalf("uploads of %s after AbortUpload(key, \"\"): %v; want only the open Writer's", live, us)
+	}
 	if _, err := w.Write(data[testBuf:]); err != nil {
 		t.Fatal(err)
 	}
