@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -477,10 +478,23 @@ func TestRecoverIntents(t *testing.T) {
 	if _, err := e.cat.Begin(catalog.Intent{Tier: "hdd", Key: key2, Source: testSrc, Rel: filepath.ToSlash(rel2), Op: catalog.OpOffload}); err != nil {
 		t.Fatal(err)
 	}
-	e.cat.StartRun()                                                            // the crashed run's abort marker
-	d := e.daemon(func(c *Config) { c.Sources[0].SealGrace = 100 * time.Hour }) // offload nothing new
+	e.cat.StartRun() // the crashed run's abort marker
+	var aborted []string
+	d := e.daemon(func(c *Config) {
+		c.Sources[0].SealGrace = 100 * time.Hour // offload nothing new
+		c.Tiers[0].AbortUpload = func(ctx context.Context, key segment.Key, id string) error {
+			aborted = append(aborted, string(key)+"#"+id)
+			return nil
+		}
+	})
 	if err := d.RunOnce(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// Neither intent journaled an upload id: every upload of each key and of its marker's
+	// is aborted.
+	want := []string{string(key) + "#", string(mustMarker(t, key)) + "#", string(key2) + "#", string(mustMarker(t, key2)) + "#"}
+	if !slices.Equal(aborted, want) {
+		t.Errorf("uploads aborted: %v; want %v", aborted, want)
 	}
 	if ints, _ := e.cat.Intents(); len(ints) != 0 {
 		t.Fatalf("intents left: %+v", ints)

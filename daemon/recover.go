@@ -67,6 +67,15 @@ func (d *Daemon) settle(ctx context.Context, in catalog.Intent) error {
 		if err := t.AbortUpload(ctx, in.Key, in.UploadID); err != nil && !errors.Is(err, segment.ErrNotFound) {
 			return fmt.Errorf("abort upload %s: %w", in.UploadID, err)
 		}
+		// The job may have died writing the marker, which goes as a one-part multipart
+		// upload when no pool buffer is free; its id is journaled nowhere.
+		mk, err := catalog.MarkerKey(d.cfg.Catalog.Node(), in.Key)
+		if err != nil {
+			return err
+		}
+		if err := t.AbortUpload(ctx, mk, ""); err != nil && !errors.Is(err, segment.ErrNotFound) {
+			return fmt.Errorf("abort upload of marker %s: %w", mk, err)
+		}
 	}
 	info, err := t.Backend.Stat(ctx, in.Key)
 	if errors.Is(err, segment.ErrNotFound) {
