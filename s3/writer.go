@@ -43,6 +43,7 @@ type Writer struct {
 	stage   *bufpool.Buffer // small writes, or the whole object of a single PUT
 	stageN  int
 	pulled  bool // WriteFrom was called
+	unsure  bool // CreateMultipartUpload failed: the server may have made an upload anyway
 	state   int  // open, committed or aborted
 	slots   chan struct{}
 	wg      sync.WaitGroup
@@ -256,6 +257,7 @@ func (w *Writer) ensureUpload() (string, error) {
 		w.b.mu.Lock()
 		w.b.unsure[w.obj] = struct{}{}
 		w.b.mu.Unlock()
+		w.unsure = true
 		return "", fmt.Errorf("create multipart upload of %s: %w", w.key, w.ctxErr(err))
 	}
 	failpoint.Hit("s3.upload_created") // not journaled yet: only a reap finds it
@@ -488,6 +490,17 @@ func (w *Writer) Abort() error {
 	if id := w.UploadID(); id != "" {
 		if err := w.b.abandon(w.ctx, upload{key: w.obj, id: id}); err != nil {
 			return fmt.Errorf("abort %s: %w", w.key, err)
+		}
+	}
+	if w.unsure {
+		// A creation whose reply was lost (a cancelled or failed request) may have left an
+		// upload: look for it now; if that fails too, Reap will.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), abortTimeout)
+		defer cancel()
+		if err := w.b.abortAllOf(ctx, w.obj); err == nil {
+			w.b.mu.Lock()
+			delete(w.b.unsure, w.obj)
+			w.b.mu.Unlock()
 		}
 	}
 	return nil
