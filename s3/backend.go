@@ -255,7 +255,8 @@ func (b *Backend) AbortUpload(ctx context.Context, key segment.Key, uploadID str
 		return fmt.Errorf("abort upload of %s: %w", key, err)
 	}
 	if uploadID == "" {
-		return b.abortAllOf(ctx, b.object(key))
+		_, err := b.abortAllOf(ctx, b.object(key))
+		return err
 	}
 	if err := b.d.abort(ctx, b.object(key), uploadID); err != nil {
 		if k := b.d.classify(err); k != errNoUpload && k != errNotFound {
@@ -267,28 +268,47 @@ func (b *Backend) AbortUpload(ctx context.Context, key segment.Key, uploadID str
 
 // abortAllOf aborts every incomplete upload of the object obj that no open Writer of this
 // Backend owns, listing them by the object's whole name (which MinIO answers even for
-// uploads it does not list bucket-wide).
-func (b *Backend) abortAllOf(ctx context.Context, obj string) error {
+// uploads it does not list bucket-wide). It returns how many it aborted.
+func (b *Backend) abortAllOf(ctx context.Context, obj string) (int, error) {
 	var found []upload
 	err := b.d.listUploads(ctx, obj, func(u upload) error {
-		b.mu.Lock()
-		_, live := b.live[u.id]
-		b.mu.Unlock()
-		if u.key == obj && !live {
+		if u.key == obj && !b.isLive(u.id) {
 			found = append(found, u)
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("list multipart uploads of %s: %w", obj, err)
+		return 0, fmt.Errorf("list multipart uploads of %s: %w", obj, err)
 	}
+	n := 0
 	for _, u := range found {
 		if err := b.d.abort(ctx, u.key, u.id); err != nil && b.d.classify(err) != errNoUpload {
-			return fmt.Errorf("abort upload %s of %s: %w", u.id, u.key, err)
+			return n, fmt.Errorf("abort upload %s of %s: %w", u.id, u.key, err)
 		}
-		b.log.Info("aborted an upload of an interrupted job", zap.String("object", u.key), zap.String("upload_id", u.id))
+		n++
+		b.log.Info("aborted an upload of an interrupted write", zap.String("object", u.key), zap.String("upload_id", u.id))
 	}
-	return nil
+	return n, nil
+}
+
+// settleUnsure aborts the uploads of an object whose upload creation failed in this
+// process (see Backend.unsure), and forgets the object once that worked.
+func (b *Backend) settleUnsure(ctx context.Context, obj string) (int, error) {
+	n, err := b.abortAllOf(ctx, obj)
+	if err == nil {
+		b.mu.Lock()
+		delete(b.unsure, obj)
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+// isLive reports whether upload id belongs to an open Writer of this Backend.
+func (b *Backend) isLive(id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.live[id]
+	return ok
 }
 
 // abortTimeout bounds the abort of a Writer's upload (Abort has no context).

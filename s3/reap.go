@@ -70,29 +70,10 @@ func (b *Backend) Reap(ctx context.Context, olderThan time.Duration) (aborted in
 	}
 	b.mu.Unlock()
 	for _, obj := range unsure {
-		var found []upload
-		err := b.d.listUploads(ctx, obj, func(u upload) error {
-			b.mu.Lock()
-			_, live := b.live[u.id]
-			b.mu.Unlock()
-			if u.key == obj && !live && !seen[u.id] {
-				seen[u.id] = true
-				found = append(found, u)
-			}
-			return nil
-		})
+		n, err := b.settleUnsure(ctx, obj)
+		aborted += n
 		if err != nil {
-			errs = append(errs, fmt.Errorf("list multipart uploads of %s: %w", obj, err))
-			continue
-		}
-		n := len(errs)
-		for _, u := range found {
-			abort(u, "its creation failed in this process")
-		}
-		if len(errs) == n {
-			b.mu.Lock()
-			delete(b.unsure, obj)
-			b.mu.Unlock()
+			errs = append(errs, err)
 		}
 	}
 
@@ -100,10 +81,7 @@ func (b *Backend) Reap(ctx context.Context, olderThan time.Duration) (aborted in
 	for _, listPrefix := range []string{nodePrefix, ""} {
 		var stale []upload
 		err := b.d.listUploads(ctx, listPrefix, func(u upload) error {
-			b.mu.Lock()
-			_, live := b.live[u.id]
-			b.mu.Unlock()
-			if !strings.HasPrefix(u.key, nodePrefix) || seen[u.id] || live {
+			if !strings.HasPrefix(u.key, nodePrefix) || seen[u.id] || b.isLive(u.id) {
 				return nil
 			}
 			seen[u.id] = true

@@ -497,11 +497,7 @@ func (w *Writer) Abort() error {
 		// upload: look for it now; if that fails too, Reap will.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), abortTimeout)
 		defer cancel()
-		if err := w.b.abortAllOf(ctx, w.obj); err == nil {
-			w.b.mu.Lock()
-			delete(w.b.unsure, w.obj)
-			w.b.mu.Unlock()
-		}
+		_, _ = w.b.settleUnsure(ctx, w.obj)
 	}
 	return nil
 }
