@@ -94,7 +94,6 @@ func New(cfg Config) (*Daemon, error) {
 	d := &Daemon{
 		cfg:      cfg,
 		log:      cfg.Log.Named("daemon"),
-		m:        newMetrics(cfg.Pool),
 		sources:  map[string]*sourceState{},
 		workers:  make(chan struct{}, cfg.Workers),
 		wake:     make(chan struct{}, 1),
@@ -107,6 +106,7 @@ func New(cfg Config) (*Daemon, error) {
 		unsettled:    map[uint64]catalog.Intent{},
 		unreconciled: map[string]bool{},
 	}
+	d.m = newMetrics(d, cfg.Pool)
 	for _, s := range cfg.Sources {
 		sealer, err := segment.NewSealer(s.SealGrace)
 		if err != nil {

@@ -25,7 +25,7 @@ func (d *Daemon) dispatch(ctx, jobCtx context.Context, jobs *sync.WaitGroup) int
 		d.log.Error("plan", zap.Error(err))
 		return 0
 	}
-	d.notePlan(p, now)
+	d.notePlan(p)
 	for _, j := range p.jobs {
 		id := j.id()
 		d.mu.Lock()
@@ -87,19 +87,14 @@ func (d *Daemon) readingLocal(j due) bool {
 	return false
 }
 
-// notePlan publishes each tier's lag: how many copies are due and how old the oldest is.
-func (d *Daemon) notePlan(p plan, now time.Time) {
+// notePlan keeps each tier's lag: how many copies are due and how old the oldest is
+// (the metrics read it at scrape time).
+func (d *Daemon) notePlan(p plan) {
 	for _, t := range d.tiers {
 		count, oldest := p.dueCount[t.Name], p.oldestDue[t.Name]
 		t.mu.Lock()
 		t.due, t.oldestDue = count, oldest
 		t.mu.Unlock()
-		d.m.pendingSegments.WithLabelValues(t.Name).Set(float64(count))
-		lag := 0.0
-		if !oldest.IsZero() {
-			lag = now.Sub(oldest).Seconds()
-		}
-		d.m.oldestPending.WithLabelValues(t.Name).Set(lag)
 	}
 }
 

@@ -38,6 +38,8 @@ type Backend struct {
 	// read counts the bytes request bodies read (from a source file or a buffer), so
 	// tests and benchmarks can check that SDKs read every byte once.
 	read atomic.Int64
+	// readRetries counts the GETs that resumed a cut read (Reader.ReadAt).
+	readRetries atomic.Int64
 
 	mu      sync.Mutex
 	orphans map[upload]struct{} // multipart uploads whose abort failed; Reap retries them
@@ -75,6 +77,20 @@ func New(ctx context.Context, cfg Config, node string, pool *bufpool.Pool, log *
 	}
 	if cfg.PartConcurrency == 0 {
 		cfg.PartConcurrency = DefaultPartConcurrency
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.MinTransferRate == 0 {
+		cfg.MinTransferRate = DefaultMinTransferRate
+		if cfg.RateLimit > 0 {
+			// Every transfer of the tier shares rate_limit: keep the deadline of one well
+			// above what the limit allows it when all of them run at once.
+			cfg.MinTransferRate = max(min(cfg.MinTransferRate, cfg.RateLimit/int64(2*max(cfg.Concurrency, 1)*max(cfg.PartConcurrency, 1))), 1)
+		}
+	}
+	if cfg.RequestTimeout < 0 || cfg.MinTransferRate < 0 {
+		return nil, fmt.Errorf("s3: request_timeout %s and min_transfer_rate %d must not be negative", cfg.RequestTimeout, cfg.MinTransferRate)
 	}
 	if cfg.PartConcurrency < 0 || cfg.Concurrency < 0 || cfg.RateLimit < 0 {
 		return nil, fmt.Errorf("s3: part_concurrency %d, concurrency %d and rate_limit %d must not be negative",
@@ -129,12 +145,17 @@ func New(ctx context.Context, cfg Config, node string, pool *bufpool.Pool, log *
 	if err != nil {
 		return nil, fmt.Errorf("s3: %s driver: %w", cfg.Driver, err)
 	}
+	b.d = deadlines{d: b.d, req: cfg.RequestTimeout, rate: cfg.MinTransferRate}
 	b.log = b.log.With(zap.String("driver", cfg.Driver), zap.String("endpoint", cfg.Endpoint),
 		zap.String("bucket", cfg.Bucket), zap.String("prefix", prefix))
 	b.log.Debug("tier ready", zap.Int64("part_size", cfg.PartSize), zap.Int("part_concurrency", cfg.PartConcurrency),
 		zap.Int64("rate_limit", cfg.RateLimit), zap.Int("concurrency", cfg.Concurrency), zap.String("sse", cfg.SSE))
 	return b, nil
 }
+
+// ReadRetries returns how many times a read of this Backend was resumed after a GET
+// failed or its body was cut.
+func (b *Backend) ReadRetries() int64 { return b.readRetries.Load() }
 
 // Check lists at most one object to prove that the endpoint, credentials and bucket work.
 func (b *Backend) Check(ctx context.Context) error {
