@@ -268,6 +268,13 @@ func (d *Daemon) RunOnce(ctx context.Context) error {
 			break
 		}
 	}
+	// Uploads this pass left behind (an abort that failed, a creation whose reply was
+	// lost and that the SDK made again) are aborted before exiting, whatever their age.
+	for _, t := range d.tiers {
+		if t.CleanupAge > 0 {
+			d.cleanup(ctx, t)
+		}
+	}
 	d.mu.Lock()
 	for id, r := range d.retry {
 		errs = append(errs, fmt.Errorf("%s on %s: %w", id.key, id.tier, r.err))

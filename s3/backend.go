@@ -40,11 +40,20 @@ type Backend struct {
 	read atomic.Int64
 	// readRetries counts the GETs that resumed a cut read (Reader.ReadAt).
 	readRetries atomic.Int64
+	// settled counts the commits whose failure committedAnyway found was only a lost reply.
+	settled atomic.Int64
 
 	mu      sync.Mutex
 	orphans map[upload]struct{} // multipart uploads whose abort failed; Reap retries them
 	live    map[string]struct{} // upload ids of this Backend's open Writers; Reap leaves them alone
 	unsure  map[string]struct{} // object names whose CreateMultipartUpload failed: the server may have created it
+	// recent are the object names a multipart upload was asked for since the last Reap
+	// (recorded before the request), and writing counts the open Writers per name: an
+	// SDK that retries a creation whose reply was lost makes a second upload and never
+	// tells of the first, so Reap lists each recent name's uploads and aborts those no
+	// Writer owns, whatever their age.
+	recent  map[string]struct{}
+	writing map[string]int
 }
 
 var _ segment.Backend = (*Backend)(nil)
@@ -133,6 +142,7 @@ func New(ctx context.Context, cfg Config, node string, pool *bufpool.Pool, log *
 		partSize: cfg.PartSize, partConc: cfg.PartConcurrency, putMax: min(cfg.PartSize, bs),
 		rate: throttle.NewRateLimiter(cfg.RateLimit), gate: NewGate(cfg.Concurrency), onUpload: cfg.OnUpload,
 		orphans: map[upload]struct{}{}, live: map[string]struct{}{}, unsure: map[string]struct{}{},
+		recent: map[string]struct{}{}, writing: map[string]int{},
 	}
 	switch cfg.Driver {
 	case "aws":
@@ -156,6 +166,10 @@ func New(ctx context.Context, cfg Config, node string, pool *bufpool.Pool, log *
 // ReadRetries returns how many times a read of this Backend was resumed after a GET
 // failed or its body was cut.
 func (b *Backend) ReadRetries() int64 { return b.readRetries.Load() }
+
+// CommitsSettled returns how many failed commits were found done by looking (see
+// Writer.Commit): the store committed the object, its reply was lost.
+func (b *Backend) CommitsSettled() int64 { return b.settled.Load() }
 
 // Check lists at most one object to prove that the endpoint, credentials and bucket work.
 func (b *Backend) Check(ctx context.Context) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +18,9 @@ type verifyResult struct {
 	Key   segment.Key `json:"key"`
 	OK    bool        `json:"ok"`
 	Error string      `json:"error,omitempty"`
+	// Unreadable: the object could not be read (the store failed, after retries): not
+	// known to be bad, not checked either.
+	Unreadable bool `json:"unreadable,omitempty"`
 	// Gone: a running daemon removed or replaced the entry (retention, say) while it was
 	// being verified; it is neither checked nor failed.
 	Gone bool `json:"gone,omitempty"`
@@ -31,7 +35,10 @@ func newVerifyCmd(g *globals) *cobra.Command {
 		Long: `Check every catalog entry (of one tier with --tier): the object exists with the
 recorded size, the tier's stored CRC-32C matches, and the CRC-32C of all its bytes, read
 back, matches too. While a daemon runs, the entries come from it, and one it removes
-meanwhile (retention) is reported as gone, not failed. Exits 1 if any entry fails.`,
+meanwhile (retention) is reported as gone, not failed. An object the store does not
+let it read (errors, cut connections, timeouts; each entry is tried verifyTries times) is
+reported as unreadable, not failed. Exits 1 if any entry fails (its object is missing or
+its bytes differ), else 3 if any could not be read.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, err := openReader(cmd.Context(), g)
@@ -44,9 +51,9 @@ meanwhile (retention) is reported as gone, not failed. Exits 1 if any entry fail
 				return err
 			}
 			var results []verifyResult
-			bad, gone := 0, 0
+			bad, gone, unreadable := 0, 0, 0
 			for _, rec := range recs {
-				err := a.verifyRecord(cmd.Context(), rec)
+				err := a.verifyWithRetries(cmd.Context(), rec)
 				if ctxErr := cmd.Context().Err(); ctxErr != nil {
 					return ctxErr
 				}
@@ -64,6 +71,9 @@ meanwhile (retention) is reported as gone, not failed. Exits 1 if any entry fail
 				case res.Gone:
 					res.Error = "removed from the catalog while being verified"
 					gone++
+				case err != nil && !errors.Is(err, errDiffers):
+					res.Error, res.Unreadable = err.Error(), true
+					unreadable++
 				case err != nil:
 					res.Error = err.Error()
 					bad++
@@ -86,21 +96,29 @@ meanwhile (retention) is reported as gone, not failed. Exits 1 if any entry fail
 						fmt.Fprintf(stdout, "ok    %s:%s\n", rec.Tier, rec.Key)
 					case res.Gone:
 						fmt.Fprintf(stdout, "gone  %s:%s: %s\n", rec.Tier, rec.Key, res.Error)
+					case res.Unreadable:
+						fmt.Fprintf(stdout, "UNREADABLE %s:%s: %s\n", rec.Tier, rec.Key, res.Error)
 					default:
 						fmt.Fprintf(stdout, "FAIL  %s:%s: %s\n", rec.Tier, rec.Key, res.Error)
 					}
 				}
 			}
-			checked := len(results) - gone
+			checked := len(results) - gone - unreadable
 			if asJSON {
-				if err := printJSON(map[string]any{"checked": checked, "failed": bad, "gone": gone, "results": results}); err != nil {
+				if results == nil {
+					results = []verifyResult{}
+				}
+				if err := printJSON(map[string]any{"checked": checked, "failed": bad, "unreadable": unreadable, "gone": gone, "results": results}); err != nil {
 					return err
 				}
 			} else {
-				fmt.Fprintf(stdout, "%d checked, %d failed, %d removed while being verified\n", checked, bad, gone)
+				fmt.Fprintf(stdout, "%d checked, %d failed, %d could not be read, %d removed while being verified\n", checked, bad, unreadable, gone)
 			}
-			if bad > 0 {
-				return fmt.Errorf("%d of %d catalog entries failed verification", bad, checked)
+			switch {
+			case bad > 0:
+				return fmt.Errorf("%d of %d catalog entries failed verification (%d more could not be read)", bad, checked, unreadable)
+			case unreadable > 0:
+				return unreadableError{fmt.Errorf("%d catalog entries could not be read from their tier (the store failed; try again): none checked differed", unreadable)}
 			}
 			return nil
 		},
@@ -124,23 +142,54 @@ func (a *app) stillRecorded(ctx context.Context, rec catalog.Record) (bool, erro
 	return false, nil
 }
 
+// errDiffers marks a verify failure that is about the object itself (missing, another
+// size, other bytes), as opposed to a store that could not be read.
+var errDiffers = errors.New("object differs from its catalog record")
+
+// verifyTries is how many times verify checks an entry whose object could not be read;
+// the n-th retry waits n × verifyBackoff.
+const (
+	verifyTries   = 3
+	verifyBackoff = 500 * time.Millisecond
+)
+
+// verifyWithRetries checks rec, again while the store fails to let it read the object.
+func (a *app) verifyWithRetries(ctx context.Context, rec catalog.Record) error {
+	var err error
+	for try := 1; try <= verifyTries; try++ {
+		if err = a.verifyRecord(ctx, rec); err == nil || errors.Is(err, errDiffers) || ctx.Err() != nil {
+			return err
+		}
+		if try < verifyTries {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(try) * verifyBackoff):
+			}
+		}
+	}
+	return fmt.Errorf("could not read (%d tries): %w", verifyTries, err)
+}
+
 func (a *app) verifyRecord(ctx context.Context, rec catalog.Record) error {
 	t, err := a.tier(rec.Tier)
 	if err != nil {
-		return fmt.Errorf("tier no longer configured")
+		return fmt.Errorf("%w: tier no longer configured", errDiffers)
 	}
 	info, err := t.Backend.Stat(ctx, rec.Key)
 	if errors.Is(err, segment.ErrNotFound) {
-		return fmt.Errorf("object missing")
+		// (A stale 404 comes right after a commit; for an object recorded earlier it is
+		// an answer.)
+		return fmt.Errorf("%w: object missing", errDiffers)
 	}
 	if err != nil {
 		return err
 	}
 	if info.Size != rec.Size {
-		return fmt.Errorf("size %d, catalog says %d", info.Size, rec.Size)
+		return fmt.Errorf("%w: size %d, catalog says %d", errDiffers, info.Size, rec.Size)
 	}
 	if info.CRC32C != rec.CRC32C {
-		return fmt.Errorf("stored CRC-32C %08x, catalog says %08x", info.CRC32C, rec.CRC32C)
+		return fmt.Errorf("%w: stored CRC-32C %08x, catalog says %08x", errDiffers, info.CRC32C, rec.CRC32C)
 	}
 	r, err := t.Backend.Open(ctx, rec.Key)
 	if err != nil {
@@ -152,7 +201,7 @@ func (a *app) verifyRecord(ctx context.Context, rec catalog.Record) error {
 		return fmt.Errorf("read back: %w", err)
 	}
 	if crc != rec.CRC32C {
-		return fmt.Errorf("CRC-32C of the bytes read back is %08x, catalog says %08x", crc, rec.CRC32C)
+		return fmt.Errorf("%w: CRC-32C of the bytes read back is %08x, catalog says %08x", errDiffers, crc, rec.CRC32C)
 	}
 	return nil
 }
