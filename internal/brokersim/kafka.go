@@ -84,6 +84,7 @@ type kafkaStore struct {
 	batch   record.Batch
 	values  []byte // RecordSize bytes per record of the batch being built
 	enc     []byte
+	files   *openFiles
 }
 
 func newKafkaStore(o *KafkaOptions) *kafkaStore {
@@ -92,12 +93,13 @@ func newKafkaStore(o *KafkaOptions) *kafkaStore {
 		log:    o.Logger.Named("brokersim.kafka"),
 		rng:    rand.New(rand.NewPCG(o.Seed, 0x6b61_666b_61)),
 		values: make([]byte, o.BatchRecords*o.RecordSize),
+		files:  newOpenFiles(o.MaxOpenFiles),
 	}
 	for t := range o.Topics {
 		topic := o.TopicPrefix + strconv.Itoa(t)
 		id := kafkaUUID(s.rng)
 		for p := range o.Partitions {
-			part := newPartition(o, topic, p, id)
+			part := newPartition(o, s.files, topic, p, id)
 			part.onRoll = func(p *partition, base int64) {
 				s.log.Debug("segment", zap.String("partition", p.rel), zap.Int64("base", base))
 			}
@@ -212,7 +214,7 @@ func (s *kafkaStore) close() error {
 		if p.seg == nil {
 			continue
 		}
-		for _, f := range []interface{ Close() error }{p.seg.log, p.seg.oidxF, p.seg.tidxF} {
+		for _, f := range []*handle{p.seg.log, p.seg.oidxF, p.seg.tidxF} {
 			if cerr := f.Close(); err == nil && cerr != nil {
 				err = fmt.Errorf("close segment file: %w", cerr)
 			}

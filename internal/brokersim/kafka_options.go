@@ -39,6 +39,10 @@ type KafkaOptions struct {
 	FlushInterval time.Duration
 	TopicPrefix   string      // topics are TopicPrefix0, ...; default "sim-topic-"
 	KeepRecords   bool        // list every record in the Summary
+	// MaxOpenFiles bounds the segment files held open at once (a partition's active
+	// segment has three): the others are closed and reopened at their next write, so
+	// 10,000 partitions fit an open-file limit of a few thousand. Default DefaultMaxOpenFiles.
+	MaxOpenFiles int
 	Logger        *zap.Logger // default: no logging
 }
 
@@ -133,6 +137,9 @@ func (o KafkaOptions) Validate() error {
 	}
 	if o.FlushInterval < 0 {
 		bad("flush-interval", "negative")
+	}
+	if o.MaxOpenFiles < 0 {
+		bad("max-open-files", "negative (%d)", o.MaxOpenFiles)
 	}
 	return errors.Join(errs...)
 }

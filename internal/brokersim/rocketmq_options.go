@@ -41,6 +41,10 @@ type RocketMQOptions struct {
 	TopicPrefix     string         // topics are TopicPrefix0, TopicPrefix1, ...; default "SimTopic"
 	Location        *time.Location // for IndexFile names; default time.Local
 	KeepMessages    bool           // list every message in the Summary
+	// MaxOpenFiles bounds the consume-queue files held open at once (a queue has one
+	// active file): the others are closed and reopened at their next write, so 10,000
+	// queues fit an open-file limit of a few thousand. Default DefaultMaxOpenFiles.
+	MaxOpenFiles int
 	Logger          *zap.Logger    // default: no logging
 }
 
@@ -132,6 +136,9 @@ func (o RocketMQOptions) Validate() error {
 	}
 	if o.FlushInterval < 0 {
 		bad("flush-interval", "negative")
+	}
+	if o.MaxOpenFiles < 0 {
+		bad("max-open-files", "negative (%d)", o.MaxOpenFiles)
 	}
 	return errors.Join(errs...)
 }
