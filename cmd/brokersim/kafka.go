@@ -59,5 +59,6 @@ func newKafkaCmd(g *globalFlags) *cobra.Command {
 	f.DurationVar(&o.Duration, "duration", 0, "continuous mode: how long (0: until SIGINT/SIGTERM)")
 	f.DurationVar(&o.FlushInterval, "flush-interval", 100*time.Millisecond, "continuous mode: how often checkpoints are written")
 	f.StringVar(&o.TopicPrefix, "topic-prefix", "sim-topic-", "topic name prefix")
+	f.IntVar(&o.MaxOpenFiles, "max-open-files", brokersim.DefaultMaxOpenFiles, "most segment files (a partition's active segment has three) open at once: the others are closed and reopened at their next write")
 	return cmd
 }

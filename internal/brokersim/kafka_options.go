@@ -37,13 +37,13 @@ type KafkaOptions struct {
 	Duration time.Duration
 	// FlushInterval is how often the continuous phase updates the checkpoints; default 100ms.
 	FlushInterval time.Duration
-	TopicPrefix   string      // topics are TopicPrefix0, ...; default "sim-topic-"
-	KeepRecords   bool        // list every record in the Summary
+	TopicPrefix   string // topics are TopicPrefix0, ...; default "sim-topic-"
+	KeepRecords   bool   // list every record in the Summary
 	// MaxOpenFiles bounds the segment files held open at once (a partition's active
 	// segment has three): the others are closed and reopened at their next write, so
 	// 10,000 partitions fit an open-file limit of a few thousand. Default DefaultMaxOpenFiles.
 	MaxOpenFiles int
-	Logger        *zap.Logger // default: no logging
+	Logger       *zap.Logger // default: no logging
 }
 
 // maxRecordOverhead bounds a record's bytes beyond its value: varints, key, header.

@@ -29,10 +29,10 @@ func newConsumeQueue(files *openFiles, storeDir, topic string, queue int, size i
 	rel := "consumequeue/" + topic + "/" + strconv.Itoa(queue)
 	return &consumeQueue{
 		files: files,
-		dir:  filepath.Join(storeDir, filepath.FromSlash(rel)),
-		rel:  rel,
-		size: size,
-		seq:  &sequence{kind: KindConsumeQueue},
+		dir:   filepath.Join(storeDir, filepath.FromSlash(rel)),
+		rel:   rel,
+		size:  size,
+		seq:   &sequence{kind: KindConsumeQueue},
 	}
 }
 

@@ -45,7 +45,7 @@ type RocketMQOptions struct {
 	// active file): the others are closed and reopened at their next write, so 10,000
 	// queues fit an open-file limit of a few thousand. Default DefaultMaxOpenFiles.
 	MaxOpenFiles int
-	Logger          *zap.Logger    // default: no logging
+	Logger       *zap.Logger // default: no logging
 }
 
 // maxPropertiesLen bounds the properties brokersim writes (keys, id, tags, WAIT).
