@@ -179,6 +179,17 @@ func measure(ctx context.Context, r *Report, dir string, logf func(string, ...an
 		r.Compaction = &res
 		return err
 	})
+	section("scale", func() error {
+		tierd, commit, err := buildTierd(ctx, filepath.Join(dir, "scale"))
+		if err != nil {
+			return err
+		}
+		res, err := bench.Scale(ctx, bench.ScaleOptions{Dir: dir, Tierd: tierd, Stores: cfg.ScaleStores, Runs: cfg.ScaleRuns,
+			OffloadBudget: cfg.ScaleBudget, ScanInterval: cfg.ScaleInterval, DaemonBudget: cfg.ScaleDaemon, Logf: logf})
+		res.Commit = commit
+		r.Scale = &res
+		return err
+	})
 	if !cfg.has("s3") && !cfg.has("soak") {
 		return
 	}
@@ -212,6 +223,23 @@ func measure(ctx context.Context, r *Report, dir string, logf func(string, ...an
 		r.Soak = &res
 		return err
 	})
+}
+
+// buildTierd builds the tierd of this working tree into dir and returns its path and the
+// commit it was built from ("+dirty" when the tree has changes).
+func buildTierd(ctx context.Context, dir string) (string, string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	bin := filepath.Join(dir, "tierd")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/tierd").CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("build tierd (run from the repository's root): %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	commit := "unknown"
+	if out, err := exec.CommandContext(ctx, "git", "describe", "--always", "--dirty=+dirty").Output(); err == nil {
+		commit = strings.TrimSpace(string(out))
+	}
+	return bin, commit, nil
 }
 
 // minioBin is the MinIO server binary miniotest runs.
@@ -308,6 +336,21 @@ func checkSpace(cfg config, dir string) error {
 	if cfg.has("soak") {
 		sources[bench.IndexFilePath(dir, cfg.Slots, cfg.Items, cfg.Items-1)] = idx
 		peak = max(peak, int64(cfg.SoakWorkers)*idx)
+	}
+	if cfg.has("scale") {
+		// A store's files take a block each at least; its copies (run --once, then rsync)
+		// as much again, one after the other.
+		for _, st := range cfg.ScaleStores {
+			files := int64(st.Topics) * int64(st.Partitions) * int64(3*st.Segments+2)
+			if st.Layout == "rocketmq" {
+				files = int64(st.Topics)*int64(st.Queues)*(1+st.Messages/int64(st.Topics*st.Queues)/10) + 16
+			}
+			est := files * 4 << 10
+			if _, err := os.Stat(filepath.Join(dir, "scale", st.Name()+".sealed")); err != nil {
+				sources[filepath.Join(dir, "scale", st.Name())] = est
+			}
+			peak = max(peak, est)
+		}
 	}
 	var missing int64
 	for p, s := range sources {

@@ -39,6 +39,15 @@ type KafkaOptions struct {
 	FlushInterval time.Duration
 	TopicPrefix   string // topics are TopicPrefix0, ...; default "sim-topic-"
 	KeepRecords   bool   // list every record in the Summary
+	// Static writes the partitions one after the other, each to exactly Segments segments
+	// (Segments-1 sealed ones of about SegmentBytes, then the active one holding the batch
+	// that did not fit), instead of Records records to random partitions: a fast way to
+	// write stores of 10^4..10^6 files for scale benchmarks. Sealed segments get the
+	// modification time of their last record, so that they are past seal_grace. Records,
+	// Rate and Duration are ignored; Start defaults to Topics*Partitions*Segments seconds
+	// before now, so the newest records are about now.
+	Static   bool
+	Segments int // segments per partition with Static; default 7
 	// MaxOpenFiles bounds the segment files held open at once (a partition's active
 	// segment has three): the others are closed and reopened at their next write, so
 	// 10,000 partitions fit an open-file limit of a few thousand. Default DefaultMaxOpenFiles.
@@ -78,8 +87,13 @@ func (o KafkaOptions) withDefaults() KafkaOptions {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
+	def(&o.Segments, 7)
 	if o.Start.IsZero() {
-		o.Start = time.Now().Add(-time.Duration(o.Records) * o.Interval)
+		if o.Static {
+			o.Start = time.Now().Add(-time.Duration(o.Topics*o.Partitions*o.Segments) * time.Second)
+		} else {
+			o.Start = time.Now().Add(-time.Duration(o.Records) * o.Interval)
+		}
 	}
 	return o
 }
@@ -137,6 +151,12 @@ func (o KafkaOptions) Validate() error {
 	}
 	if o.FlushInterval < 0 {
 		bad("flush-interval", "negative")
+	}
+	if o.Segments < 1 || o.Segments > 1_000_000 {
+		bad("segments", "%d outside 1..1000000", o.Segments)
+	}
+	if o.Static && o.Rate > 0 {
+		bad("rate", "a static store has no continuous phase")
 	}
 	if o.MaxOpenFiles < 0 {
 		bad("max-open-files", "negative (%d)", o.MaxOpenFiles)

@@ -2,7 +2,9 @@ package brokersim
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/tierd/tierd/index"
 )
@@ -87,19 +89,49 @@ func (p *partition) roll() error {
 	return nil
 }
 
-// seal ends the active segment as LogSegment.onBecomeInactiveSegment does.
+// seal ends the active segment as LogSegment.onBecomeInactiveSegment does. With Static,
+// its files get the time of its newest record as their modification time.
 func (p *partition) seal() error {
 	s := p.seg
 	if s == nil {
 		return nil
 	}
 	err := p.sealIndexes(s)
+	if cerr := s.close(); err == nil {
+		err = cerr
+	}
+	p.seg = nil
+	if err == nil && p.o.Static && s.maxTs >= 0 {
+		t := time.UnixMilli(s.maxTs)
+		for _, f := range []*handle{s.log, s.oidxF, s.tidxF} {
+			if err := os.Chtimes(f.Name(), t, t); err != nil {
+				return fmt.Errorf("set the modification time of a sealed segment: %w", err)
+			}
+		}
+	}
+	return err
+}
+
+// closeActive closes the active segment's files, if any, leaving it active (its indexes
+// preallocated, as Kafka leaves an active segment).
+func (p *partition) closeActive() error {
+	if p.seg == nil {
+		return nil
+	}
+	return p.seg.close()
+}
+
+// close closes the segment's three files, keeping the first error.
+func (s *segment) close() error {
+	var err error
 	for _, f := range []*handle{s.log, s.oidxF, s.tidxF} {
+		if f.closed {
+			continue
+		}
 		if cerr := f.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("close segment file: %w", cerr)
 		}
 	}
-	p.seg = nil
 	return err
 }
 
