@@ -212,14 +212,14 @@ type scaleWork struct {
 
 func scaleStore(ctx context.Context, o ScaleOptions, root string, st ScaleStore, rsync string, logf func(string, ...any)) (ScaleRun, error) {
 	run := ScaleRun{Store: st, Name: st.Name()}
+	// Scratch directories of this process: two reports may share a bench directory.
+	work := filepath.Join(root, "work-"+strconv.Itoa(os.Getpid()))
 	w := scaleWork{
 		store: filepath.Join(root, st.Name()), list: filepath.Join(root, st.Name()+".sealed"),
-		tier: filepath.Join(root, "tier"), state: filepath.Join(root, "state"), rsyncDst: filepath.Join(root, "rsync"),
-		config: filepath.Join(root, "tierd.yaml"),
+		tier: filepath.Join(work, "tier"), state: filepath.Join(work, "state"), rsyncDst: filepath.Join(work, "rsync"),
+		config: filepath.Join(work, "tierd.yaml"),
 	}
-	cleanup := func() error {
-		return errors.Join(os.RemoveAll(w.tier), os.RemoveAll(w.state), os.RemoveAll(w.rsyncDst))
-	}
+	cleanup := func() error { return os.RemoveAll(work) }
 	if err := cleanup(); err != nil {
 		return run, err
 	}
@@ -246,7 +246,7 @@ func scaleStore(ctx context.Context, o ScaleOptions, root string, st ScaleStore,
 		}
 	}
 	logf("scale %s: %d files, %d sealed (%s)", run.Name, run.Files, run.Sealed, FormatSize(run.SealedBytes))
-	for _, d := range []string{w.tier, w.state} {
+	for _, d := range []string{w.tier, w.state, work} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return run, err
 		}

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,7 +36,7 @@ func main() {
 
 // options are the flags that are not part of the measured configuration.
 type options struct {
-	out, plots, dir, rclone, command, format, from string
+	out, plots, dir, rclone, command, format, from, keep string
 	timeout                                        time.Duration
 }
 
@@ -53,6 +54,7 @@ func parseFlags(args []string, stderr io.Writer) (options, config, error) {
 	fs.StringVar(&o.command, "command", "", "the command line to print in the report (default: this program's)")
 	fs.StringVar(&o.format, "format", "svg", "plot format: svg or png")
 	fs.StringVar(&o.from, "from", "", "measure nothing: render the report and plots again from this results.json")
+	fs.StringVar(&o.keep, "keep", "", "results.json of an earlier run: the sections this run does not measure are taken from it, each marked with that run's command and date (e.g. -sections scale -keep benchmarks/results.json)")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Hour, "stop measuring after this long (what is unfinished is reported as failed)")
 	apply := overrides(fs)
 	if err := fs.Parse(args); err != nil {
@@ -112,6 +114,12 @@ func run(args []string, stderr io.Writer) int {
 	defer cancel()
 	measure(ctx, r, benchDir, logf)
 	r.Finished, r.LoadEnd = time.Now(), bench.LoadAvg()
+	if o.keep != "" {
+		if err := keepSections(r, o.keep); err != nil {
+			fmt.Fprintln(stderr, "benchreport:", err)
+			return 1
+		}
+	}
 	r.Elapsed = r.Finished.Sub(r.Started).Round(time.Second).String()
 	r.collect()
 	if err := write(r, o.out, o.plots, o.format); err != nil {
@@ -126,6 +134,49 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// keepSections copies into r the sections of the report in file that r's run did not
+// measure, and records where each came from.
+func keepSections(r *Report, file string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("-keep: %w", err)
+	}
+	var old Report
+	if err := json.Unmarshal(data, &old); err != nil {
+		return fmt.Errorf("-keep %s: %w", file, err)
+	}
+	for _, s := range allSections {
+		if r.Config.has(s) || !old.has(s) {
+			continue
+		}
+		switch s {
+		case "posix":
+			r.Posix = old.Posix
+		case "rss":
+			r.RSS = old.RSS
+		case "compaction":
+			r.Compaction = old.Compaction
+		case "s3":
+			r.S3 = old.S3
+		case "soak":
+			r.Soak = old.Soak
+		case "scale":
+			r.Scale = old.Scale
+		}
+		from := old.Command
+		if old.Config.Mode != "default" {
+			from += " (" + old.Config.Mode + " mode)"
+		}
+		r.Kept = append(r.Kept, Kept{Section: s, Command: from, Started: old.Started, Took: old.Took[s], LoadStart: old.LoadStart, LoadEnd: old.LoadEnd})
+	}
+	for _, k := range old.Kept { // kept already by the earlier run
+		if !r.Config.has(k.Section) && !slices.ContainsFunc(r.Kept, func(x Kept) bool { return x.Section == k.Section }) && old.has(k.Section) {
+			r.Kept = append(r.Kept, k)
+		}
+	}
+	return nil
 }
 
 // rerender writes the report and plots of the results in file.

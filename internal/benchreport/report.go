@@ -32,11 +32,42 @@ type Report struct {
 	Soak       *bench.SoakResult     `json:"soak,omitempty"`
 	Scale      *bench.ScaleResult    `json:"scale,omitempty"`
 	Errors     []string              `json:"errors,omitempty"`
+	// Kept are sections taken from an earlier run's results (-keep), not measured in this one.
+	Kept []Kept `json:"kept,omitempty"`
 
 	// Checks are every goal with its measurement, in section order; Headline sums them up.
 	Checks   []bench.Check     `json:"checks"`
 	Headline []Row             `json:"headline"`
 	Plots    map[string]string `json:"plots"`
+}
+
+// Kept says where a section measured by an earlier run came from.
+type Kept struct {
+	Section   string     `json:"section"`
+	Command   string     `json:"command"`
+	Started   time.Time  `json:"started"`
+	Took      string     `json:"took"`
+	LoadStart [3]float64 `json:"load_start"`
+	LoadEnd   [3]float64 `json:"load_end"`
+}
+
+// has tells whether the report holds results of section.
+func (r *Report) has(section string) bool {
+	switch section {
+	case "posix":
+		return r.Posix != nil
+	case "rss":
+		return r.RSS != nil
+	case "compaction":
+		return r.Compaction != nil
+	case "s3":
+		return r.S3 != nil
+	case "soak":
+		return r.Soak != nil
+	case "scale":
+		return r.Scale != nil
+	}
+	return false
 }
 
 // Row is a line of the headline table.
