@@ -2,8 +2,9 @@
 // BENCHMARKS.md with SVG plots next to it (and the raw results as JSON): the posix tier
 // in each write mode against dd, peak RSS of concurrent copies against the pool, RocketMQ
 // IndexFile compaction against dd reading and writing the same bytes, the S3 tier with
-// each driver against mc (and rclone when installed), and the seeds' memory soak next to
-// a deliberately naive offloader. Every measurement is internal/bench's, the same the
+// each driver against mc (and rclone when installed), the seeds' memory soak next to
+// a deliberately naive offloader, and tierd over stores of 10^4..10^6 small files (scan
+// against find, offload against rsync, peak RSS and CPU of an idle daemon). Every measurement is internal/bench's, the same the
 // `go test -bench` entry points run. `make bench-report` runs it:
 //
 //	go run ./internal/benchreport [-mode quick|default|full] [-out BENCHMARKS.md] [flags]
@@ -165,16 +166,15 @@ func keepSections(r *Report, file string) error {
 		case "scale":
 			r.Scale = old.Scale
 		}
+		if i := slices.IndexFunc(old.Kept, func(k Kept) bool { return k.Section == s }); i >= 0 {
+			r.Kept = append(r.Kept, old.Kept[i]) // the earlier run had kept it from a run before
+			continue
+		}
 		from := old.Command
 		if old.Config.Mode != "default" {
 			from += " (" + old.Config.Mode + " mode)"
 		}
 		r.Kept = append(r.Kept, Kept{Section: s, Command: from, Started: old.Started, Took: old.Took[s], LoadStart: old.LoadStart, LoadEnd: old.LoadEnd})
-	}
-	for _, k := range old.Kept { // kept already by the earlier run
-		if !r.Config.has(k.Section) && !slices.ContainsFunc(r.Kept, func(x Kept) bool { return x.Section == k.Section }) && old.has(k.Section) {
-			r.Kept = append(r.Kept, k)
-		}
 	}
 	return nil
 }

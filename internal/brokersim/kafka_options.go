@@ -45,7 +45,7 @@ type KafkaOptions struct {
 	// write stores of 10^4..10^6 files for scale benchmarks. Sealed segments get the
 	// modification time of their last record, so that they are past seal_grace. Records,
 	// Rate and Duration are ignored; Start defaults to Topics*Partitions*Segments seconds
-	// before now, so the newest records are about now.
+	// and an hour before now, so the newest sealed segment is about an hour old.
 	Static   bool
 	Segments int // segments per partition with Static; default 7
 	// MaxOpenFiles bounds the segment files held open at once (a partition's active
@@ -90,7 +90,7 @@ func (o KafkaOptions) withDefaults() KafkaOptions {
 	def(&o.Segments, 7)
 	if o.Start.IsZero() {
 		if o.Static {
-			o.Start = time.Now().Add(-time.Duration(o.Topics*o.Partitions*o.Segments) * time.Second)
+			o.Start = time.Now().Add(-time.Duration(o.Topics*o.Partitions*o.Segments)*time.Second - time.Hour)
 		} else {
 			o.Start = time.Now().Add(-time.Duration(o.Records) * o.Interval)
 		}
