@@ -38,7 +38,7 @@ func main() {
 // options are the flags that are not part of the measured configuration.
 type options struct {
 	out, plots, dir, rclone, command, format, from, keep string
-	timeout                                        time.Duration
+	timeout                                              time.Duration
 }
 
 // parseFlags parses args into options and the configuration of the chosen mode with the
