@@ -11,7 +11,7 @@ const (
 // defaultConfig is Config with every top-level default and no sources or tiers.
 func defaultConfig() *Config {
 	return &Config{
-		Memory:          Memory{BufferPool: 64 * MiB, BufferSize: 8 * MiB},
+		Memory:          Memory{BufferPool: 64 * MiB, BufferSize: 8 * MiB, Codecs: 2},
 		Workers:         4,
 		ScanInterval:    Duration(30 * time.Second),
 		ShutdownTimeout: Duration(30 * time.Second),
@@ -43,6 +43,7 @@ func (r *RocketMQSource) setDefaults() {
 func (t *Tier) setDefaults() {
 	t.RetainFor = Never
 	t.Concurrency = 2
+	t.Compression = CompressionNone
 }
 
 func (p *PosixTier) setDefaults() {
