@@ -29,16 +29,16 @@ import (
 // app is a loaded configuration with the objects built from it. Everything a subcommand
 // needs is built here, in one place, with an explicit switch per tier type.
 type app struct {
-	cfg   *config.Config
-	log   *zap.Logger
-	pool  *bufpool.Pool
+	cfg  *config.Config
+	log  *zap.Logger
+	pool *bufpool.Pool
 	// codecs serves every tier with compression or encryption; nil if none has either.
 	codecs *codec.Codecs
 	// codecTiers are those tiers' codec wrappers, by tier name (for rekey).
 	codecTiers map[string]*codec.Backend
 	tiers      []daemon.Tier
-	srcs  []daemon.Source
-	cat   *catalog.Catalog
+	srcs       []daemon.Source
+	cat        *catalog.Catalog
 
 	uploads uploadHook
 }

@@ -25,7 +25,7 @@ type RocketMQOptions struct {
 	// TextBodies makes bodies JSON log lines (compressible like real payloads) instead of
 	// random bytes.
 	TextBodies bool
-	Seed          uint64 // content seed; same seed and options, same initial bytes
+	Seed       uint64 // content seed; same seed and options, same initial bytes
 	// Start is the store time of the first message. Default: Messages*Interval before now,
 	// so the initial phase ends about now.
 	Start time.Time
