@@ -85,9 +85,11 @@ func (d *Daemon) dispatch(ctx, jobCtx context.Context, jobs *sync.WaitGroup) int
 
 // readingLocal reports whether a copy job is reading j's local file now (d.mu held).
 func (d *Daemon) readingLocal(j due) bool {
-	for _, t := range d.tiers {
-		if d.inFlight[jobID{t.Name, j.key}] {
-			return true
+	for _, m := range j.group {
+		for _, t := range d.tiers {
+			if d.inFlight[jobID{t.Name, m.key}] {
+				return true
+			}
 		}
 	}
 	return false
@@ -217,7 +219,11 @@ func (d *Daemon) noteDone(j due, rec catalog.Record) {
 		d.m.offloadedSegments.WithLabelValues(j.tier.Name).Inc()
 	case jobDeleteLocal:
 		d.m.deletedLocal.WithLabelValues(j.seg.Source).Inc()
-		d.sealed = slices.DeleteFunc(slices.Clone(d.sealed), func(s segment.Segment) bool { return s.Path == j.seg.Path })
+		gone := map[string]bool{}
+		for _, m := range j.group {
+			gone[m.seg.Path] = true
+		}
+		d.sealed = slices.DeleteFunc(slices.Clone(d.sealed), func(s segment.Segment) bool { return gone[s.Path] })
 	case jobExpire:
 		j.tier.mu.Lock()
 		j.tier.failing = false

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -164,9 +165,11 @@ func (l *kafka) scanPartition(s *scan, dir string) error {
 		return cmp.Or(cmp.Compare(a.off, b.off), cmp.Compare(a.order, b.order))
 	})
 	activeName := offsetName(active) + ".log"
+	bases := slices.Sorted(maps.Keys(logs))
 	var out []Candidate
 	for _, f := range files {
 		c := f.c
+		c.Group = kafkaGroup(dir, bases, f.off)
 		switch {
 		case f.kf.kind == KindKafkaSnapshot && !hasLog:
 			c.Why = "producer snapshot in a partition without a log segment"
@@ -189,6 +192,20 @@ func (l *kafka) scanPartition(s *scan, dir string) error {
 	}
 	s.addSequence(dir, out)
 	return nil
+}
+
+// kafkaGroup is the group of a file at offset off in partition dir: the segment whose
+// base offset is the greatest at most off ("" when off is below every segment's).
+func kafkaGroup(dir string, bases []int64, off int64) string {
+	i, found := slices.BinarySearch(bases, off)
+	switch {
+	case found:
+	case i == 0:
+		return ""
+	default:
+		i--
+	}
+	return dir + "/" + offsetName(bases[i])
 }
 
 func hasAnySuffix(s string, suffixes []string) bool {
