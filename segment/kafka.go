@@ -216,3 +216,32 @@ func hasAnySuffix(s string, suffixes []string) bool {
 	}
 	return false
 }
+
+// ParseKafkaRel splits the path of a Kafka segment file relative to its log.dir
+// ("<topic>-<partition>/<20-digit offset>.<ext>") into its partition directory, its
+// offset (a base offset; a producer snapshot's own offset) and its kind.
+func ParseKafkaRel(rel string) (dir string, offset int64, kind Kind, ok bool) {
+	dir, name, found := strings.Cut(rel, "/")
+	if !found || strings.Contains(name, "/") {
+		return "", 0, "", false
+	}
+	if _, _, ok := parsePartitionDir(dir); !ok {
+		return "", 0, "", false
+	}
+	off, kf, ok := parseKafkaFile(name)
+	if !ok {
+		return "", 0, "", false
+	}
+	return dir, off, kf.kind, true
+}
+
+// KafkaRel is the path of the Kafka segment file of kind at offset in partition
+// directory dir, relative to the log.dir ("" for a kind that is not Kafka's).
+func KafkaRel(dir string, offset int64, kind Kind) string {
+	for _, f := range kafkaFiles {
+		if f.kind == kind {
+			return dir + "/" + offsetName(offset) + f.ext
+		}
+	}
+	return ""
+}
