@@ -79,11 +79,9 @@ func (d *Daemon) dispatch(ctx, jobCtx context.Context, jobs *sync.WaitGroup) int
 
 // readingLocal reports whether a copy job is reading j's local file now (d.mu held).
 func (d *Daemon) readingLocal(j due) bool {
-	for _, m := range j.group {
-		for _, t := range d.tiers {
-			if d.inFlight[jobID{t.Name, m.key}] {
-				return true
-			}
+	for _, t := range d.tiers {
+		if d.inFlight[jobID{t.Name, j.key}] {
+			return true
 		}
 	}
 	return false
@@ -213,11 +211,7 @@ func (d *Daemon) noteDone(j due, rec catalog.Record) {
 		d.m.offloadedSegments.WithLabelValues(j.tier.Name).Inc()
 	case jobDeleteLocal:
 		d.m.deletedLocal.WithLabelValues(j.seg.Source).Inc()
-		gone := map[string]bool{}
-		for _, m := range j.group {
-			gone[m.seg.Path] = true
-		}
-		d.sealed = slices.DeleteFunc(slices.Clone(d.sealed), func(s segment.Segment) bool { return gone[s.Path] })
+		d.sealed = slices.DeleteFunc(slices.Clone(d.sealed), func(s segment.Segment) bool { return s.Path == j.seg.Path })
 	case jobExpire:
 		j.tier.mu.Lock()
 		j.tier.failing = false

@@ -34,15 +34,6 @@ type due struct {
 	rec   catalog.Record   // copy from a tier: its record; expire: the record to drop
 	mtime time.Time        // the segment's last write: its age is now - mtime
 	why   string
-	// group: delete-local: every file of the segment's group (a Kafka segment's .log,
-	// indexes and snapshots; just seg otherwise), deleted together or not at all.
-	group []member
-}
-
-// member is one local file of a group and its object key.
-type member struct {
-	seg *segment.Segment
-	key segment.Key
 }
 
 // localTier names local-file jobs in job ids.
@@ -180,70 +171,24 @@ func (d *Daemon) policy(now time.Time) (plan, error) {
 		}
 	}
 	if d.cfg.LocalDelete {
-		deletes = d.localDeletes(items, now, expiring)
+		required := d.requiredTiers()
+		for _, k := range items {
+			if k.local == nil || now.Sub(k.mtime) < d.cfg.LocalDeleteAfter {
+				continue
+			}
+			ok := true
+			for _, t := range required {
+				if _, held := k.recs[t.Name]; !held || expiring[jobID{t.Name, k.key}] {
+					ok = false
+				}
+			}
+			if ok {
+				deletes = append(deletes, due{kind: jobDeleteLocal, key: k.key, seg: k.local, mtime: k.mtime, rec: k.recs[required[0].Name], why: "delete_after"})
+			}
+		}
 	}
 	p.jobs = slices.Concat(copies, deletes, expires)
 	return p, nil
-}
-
-// localDeletes plans the deletion of local files (local.delete_after) group by group
-// (DESIGN.md invariant 11): a group is deleted only when every one of its files is sealed,
-// old enough and held by every required tier; one file that is not holds back the
-// whole group.
-func (d *Daemon) localDeletes(items []*known, now time.Time, expiring map[jobID]bool) []due {
-	required := d.requiredTiers()
-	groupOf := func(s *segment.Segment) string { return s.Source + "\x00" + s.GroupName() }
-	blocked := map[string]bool{}
-	d.mu.Lock()
-	for _, s := range d.sources {
-		for _, p := range s.pending {
-			blocked[groupOf(&p.Segment)] = true
-		}
-	}
-	d.mu.Unlock()
-	groups := map[string]*due{}
-	var order []string
-	for _, k := range items {
-		if k.local == nil {
-			continue
-		}
-		g := groupOf(k.local)
-		ok := now.Sub(k.mtime) >= d.cfg.LocalDeleteAfter
-		for _, t := range required {
-			if _, held := k.recs[t.Name]; !held || expiring[jobID{t.Name, k.key}] {
-				ok = false
-			}
-		}
-		if !ok {
-			blocked[g] = true
-			continue
-		}
-		j := groups[g]
-		if j == nil {
-			j = &due{kind: jobDeleteLocal, key: k.key, seg: k.local, mtime: k.mtime, rec: k.recs[required[0].Name], why: "delete_after"}
-			groups[g] = j
-			order = append(order, g)
-		}
-		j.group = append(j.group, member{seg: k.local, key: k.key})
-		if k.key < j.key { // the job is named by its smallest key, whatever the order
-			j.key, j.seg, j.rec = k.key, k.local, k.recs[required[0].Name]
-		}
-		j.mtime = maxTime(j.mtime, k.mtime)
-	}
-	var out []due
-	for _, g := range order {
-		if !blocked[g] {
-			out = append(out, *groups[g])
-		}
-	}
-	return out
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
 }
 
 // canDrop reports whether t may delete its copy of k: the local file still exists,
