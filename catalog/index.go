@@ -142,8 +142,8 @@ const (
 	WalkStop        // stop here
 )
 
-// WalkDue calls fn for the due entries of tier whose segment mtime is in [from, to],
-// oldest first, until fn returns WalkStop or limit entries were seen (limit <= 0: no
+// WalkDue calls fn for the due entries of tier whose segment mtime is in [from, to] (a
+// zero from: from the oldest), oldest first, until fn returns WalkStop or limit entries were seen (limit <= 0: no
 // limit). It holds a read transaction while it runs: fn must not write to the catalog.
 func (c *Catalog) WalkDue(tier string, from, to time.Time, limit int, fn func(Due) int) error {
 	prefix := append([]byte(tier), 0)
@@ -151,7 +151,11 @@ func (c *Catalog) WalkDue(tier string, from, to time.Time, limit int, fn func(Du
 	return c.db.View(func(tx *bolt.Tx) error {
 		cur := tx.Bucket(bDue).Cursor()
 		seen := 0
-		for k, v := cur.Seek(append(slices.Clone(prefix), timeBytes(from)...)); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
+		start := slices.Clone(prefix)
+		if !from.IsZero() {
+			start = append(start, timeBytes(from)...)
+		}
+		for k, v := cur.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
 			if bytes.Compare(k[:len(end)], end) > 0 {
 				return nil
 			}
@@ -324,6 +328,15 @@ func (c *Catalog) IndexTiers(tiers []string) (bool, error) {
 // from outside the daemon's pipeline, e.g. rebuilt from markers).
 func forgetDueTiersTx(tx *bolt.Tx) error {
 	return tx.Bucket(bMeta).Delete(metaDueTiers)
+}
+
+// ResetDue makes the next IndexTiers rebuild the due index: for records dropped outside
+// the pipeline (reconcile), whose segments are wanted again.
+func (c *Catalog) ResetDue() error {
+	if err := c.db.Update(forgetDueTiersTx); err != nil {
+		return fmt.Errorf("reset the due index: %w", err)
+	}
+	return nil
 }
 
 // migrateV1 builds schema 2's indexes from the records of a schema 1 catalog.

@@ -175,14 +175,11 @@ type ReconcileReport struct {
 // the segment is offloaded again.
 func (d *Daemon) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	var rep ReconcileReport
-	recs, err := d.cfg.Catalog.List("")
-	if err != nil {
-		return rep, err
-	}
-	for _, rec := range recs {
+	rep.Dropped = []string{}
+	err := d.cfg.Catalog.WalkRecords("", func(rec catalog.Record) error {
 		t := d.tier(rec.Tier)
 		if t == nil {
-			continue
+			return nil
 		}
 		rep.Checked++
 		info, err := t.Backend.Stat(ctx, rec.Key)
@@ -191,23 +188,36 @@ func (d *Daemon) Reconcile(ctx context.Context) (ReconcileReport, error) {
 			d.log.Error("catalog lists an object its tier does not have: dropping the record so it is offloaded again",
 				zap.String("tier", rec.Tier), zap.Stringer("key", rec.Key))
 		case err != nil:
-			return rep, fmt.Errorf("stat %s on %s: %w", rec.Key, rec.Tier, err)
+			return fmt.Errorf("stat %s on %s: %w", rec.Key, rec.Tier, err)
 		case info.Size != rec.Size || info.CRC32C != rec.CRC32C:
 			d.log.Error("object differs from its catalog record: deleting it so it is offloaded again",
 				zap.String("tier", rec.Tier), zap.Stringer("key", rec.Key), zap.Int64("size", info.Size), zap.Int64("want_size", rec.Size))
 			if err := d.cfg.Catalog.DeleteMarker(ctx, t.Backend, rec.Key); err != nil {
-				return rep, err
+				return err
 			}
 			if err := t.Backend.Delete(ctx, rec.Key); err != nil {
-				return rep, err
+				return err
 			}
 		default:
-			continue
+			return nil
 		}
 		if err := d.cfg.Catalog.Delete(rec.Tier, rec.Key); err != nil {
-			return rep, err
+			return err
 		}
 		rep.Dropped = append(rep.Dropped, rec.Tier+":"+string(rec.Key))
+		return nil
+	})
+	if err != nil {
+		return rep, err
+	}
+	if len(rep.Dropped) > 0 {
+		// The segments are wanted again: the due index is rebuilt at the next start.
+		if err := d.cfg.Catalog.ResetDue(); err != nil {
+			return rep, err
+		}
+		if err := d.indexTiers(); err != nil {
+			return rep, err
+		}
 	}
 	return rep, nil
 }
