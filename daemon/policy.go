@@ -213,7 +213,7 @@ func (d *Daemon) makeCopy(t *tierState, e catalog.Due, key segment.Key) (j due, 
 }
 
 func (d *Daemon) nextDelete(now time.Time, limit int) (due, bool, error) {
-	if d.cfg.LocalDeleteAfter <= 0 {
+	if !d.cfg.LocalDelete {
 		return due{}, false, nil
 	}
 	var cands []catalog.Stale
