@@ -46,8 +46,8 @@ type SeqState struct {
 	// ListedAt is when the directory was listed.
 	ListedAt time.Time
 	// Settling counts closed files not sealed yet (the next scan must look at them);
-	// Sealed counts sealed ones.
-	Settling, Sealed int
+	// Sealed counts sealed ones; Open counts files the broker may still write.
+	Settling, Sealed, Open int
 }
 
 const localValueVersion = 1
@@ -77,22 +77,24 @@ func decodeLocalKV(k, v []byte) (source, rel []byte, f LocalFile, err error) {
 	return source, rel, f, nil
 }
 
-// seqValue: version(1) | dir mtime T(8) | listed T(8) | settling(4) | sealed(4).
+// seqValue: version(1) | dir mtime T(8) | listed T(8) | settling(4) | sealed(4) | open(4).
 func encodeSeq(s SeqState) []byte {
 	v := []byte{localValueVersion}
 	v = append(v, timeBytes(s.DirModTime)...)
 	v = append(v, timeBytes(s.ListedAt)...)
 	v = binary.BigEndian.AppendUint32(v, uint32(s.Settling))
-	return binary.BigEndian.AppendUint32(v, uint32(s.Sealed))
+	v = binary.BigEndian.AppendUint32(v, uint32(s.Sealed))
+	return binary.BigEndian.AppendUint32(v, uint32(s.Open))
 }
 
 func decodeSeq(v []byte) (SeqState, error) {
-	if len(v) != 25 || v[0] != localValueVersion {
+	if len(v) != 29 || v[0] != localValueVersion {
 		return SeqState{}, fmt.Errorf("sequence state %x is corrupt", v)
 	}
 	return SeqState{
 		DirModTime: bytesTime(v[1:9]), ListedAt: bytesTime(v[9:17]),
 		Settling: int(binary.BigEndian.Uint32(v[17:])), Sealed: int(binary.BigEndian.Uint32(v[21:])),
+		Open: int(binary.BigEndian.Uint32(v[25:])),
 	}, nil
 }
 

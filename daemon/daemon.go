@@ -37,6 +37,7 @@ type Daemon struct {
 	fenceErr error            // why this installation does not hold every lease; nil when it does
 	intents  map[jobID]uint64 // journal entries of running jobs, for NoteUpload
 	reaping  atomic.Bool      // a cleanup of the tiers runs (reapTiers)
+	scans    int              // scans made (by the one goroutine that scans)
 }
 
 type jobID struct {

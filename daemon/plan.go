@@ -64,7 +64,7 @@ func (d *Daemon) Scan(ctx context.Context) (ScanReport, error) {
 		s := d.sources[name]
 		srs[name] = &SourceReport{Name: s.Name, Root: s.Root, Sealed: []segment.Segment{}, Unsealed: []segment.Pending{}, Skipped: []segment.Skipped{}}
 	}
-	d.scanWith(ctx, scanSink{
+	d.scanWith(ctx, true, scanSink{
 		pending: func(p segment.Pending) { srs[p.Source].Unsealed = append(srs[p.Source].Unsealed, p) },
 		skipped: func(source string, sk segment.Skipped) { srs[source].Skipped = append(srs[source].Skipped, sk) },
 	})
@@ -190,7 +190,7 @@ func (d *Daemon) walkExpirable(t *tierState, now time.Time, fn func(due)) error 
 
 // walkDeletable calls fn for every local file local.delete_after would delete now (dry run).
 func (d *Daemon) walkDeletable(now time.Time, fn func(due)) error {
-	if d.cfg.LocalDeleteAfter <= 0 {
+	if !d.cfg.LocalDelete {
 		return nil
 	}
 	var stale []catalog.Stale

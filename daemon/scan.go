@@ -32,7 +32,93 @@ type scanCounts struct {
 // files are remembered with their size and mtime; a closed file unchanged since the
 // previous scan and older than seal_grace is sealed (DESIGN.md invariant 1), which makes it
 // due on the tiers. Nothing about a file is kept in memory past its sequence.
-func (d *Daemon) scanSource(ctx context.Context, s *sourceState, now time.Time, sink scanSink) (scanCounts, error) {
+//
+// A sequence whose directory has not changed since its last listing (same mtime, listed
+// long enough after that mtime to trust it) and that has no closed file still settling is
+// not listed again: its files cannot have become closed. Every fullRescanEvery-th scan
+// (and every scan with full set) lists everything, the safety net for a file rewritten
+// in place.
+func (d *Daemon) scanSource(ctx context.Context, s *sourceState, now time.Time, full bool, sink scanSink) (scanCounts, error) {
+	w, ok := s.Layout.(segment.Walker)
+	if !ok {
+		return d.scanWhole(ctx, s, now, sink)
+	}
+	root, err := filepath.Abs(s.Root)
+	if err != nil {
+		return scanCounts{}, err
+	}
+	var n scanCounts
+	var names []string // the sequences listed: forgotten ones are dropped after the walk
+	b := scanBatch{cat: d.cfg.Catalog}
+	skipped, err := w.Sequences(ctx, root, func(sd segment.SeqDir) error {
+		names = append(names, sd.Name)
+		st, known, err := d.cfg.Catalog.Sequence(s.Name, sd.Name)
+		if err != nil {
+			return err
+		}
+		if !full && known && !sd.Volatile && st.Settling == 0 && st.DirModTime.Equal(sd.ModTime) && st.ListedAt.Sub(sd.ModTime) > dirMtimeTrust {
+			n.sealed += st.Sealed
+			n.pending += st.Open
+			return nil
+		}
+		seq, sk, err := w.ScanSequence(ctx, root, sd)
+		if err != nil {
+			return err
+		}
+		n.skipped += len(sk)
+		d.noteSkipped(s, sk)
+		if sink.skipped != nil {
+			for _, x := range sk {
+				sink.skipped(s.Name, x)
+			}
+		}
+		up, sealed, err := d.observe(s, seq, now, sink)
+		if err != nil {
+			return err
+		}
+		up.Seq, up.State.DirModTime = sd.Name, sd.ModTime
+		n.sealed += sealed
+		n.pending += len(seq.Files) - sealed
+		return b.add(up)
+	})
+	if err != nil {
+		return n, err
+	}
+	n.skipped += len(skipped)
+	d.noteSkipped(s, skipped)
+	if sink.skipped != nil {
+		for _, x := range skipped {
+			sink.skipped(s.Name, x)
+		}
+	}
+	if err := b.flush(); err != nil {
+		return n, err
+	}
+	slices.Sort(names)
+	return n, d.dropGone(s, names)
+}
+
+// dirMtimeTrust is how long after a directory's mtime its listing must have been made
+// for an unchanged mtime to prove nothing changed since: a file created within the same
+// timestamp tick as the listing would not move the mtime.
+const dirMtimeTrust = time.Second
+
+// fullRescanEvery is how often (in scans) the daemon lists every sequence directory,
+// changed or not.
+const fullRescanEvery = 10
+
+// dropGone forgets the sequences of s that the last walk did not list (names, sorted).
+func (d *Daemon) dropGone(s *sourceState, names []string) error {
+	return d.cfg.Catalog.WalkSequences(s.Name, func(seq string, _ catalog.SeqState) error {
+		if _, found := slices.BinarySearch(names, seq); found {
+			return nil
+		}
+		return d.cfg.Catalog.DropSequence(s.Name, seq)
+	})
+}
+
+// scanWhole scans a source whose layout is not a Walker: one whole Scan.
+func (d *Daemon) scanWhole(ctx context.Context, s *sourceState, now time.Time, sink scanSink) (scanCounts, error) {
 	var n scanCounts
 	res, err := s.Layout.Scan(ctx, s.Root)
 	if err != nil {
@@ -46,7 +132,9 @@ func (d *Daemon) scanSource(ctx context.Context, s *sourceState, now time.Time, 
 		}
 	}
 	b := scanBatch{cat: d.cfg.Catalog}
+	names := make([]string, 0, len(res.Sequences))
 	for _, seq := range res.Sequences {
+		names = append(names, seq.Name)
 		up, sealed, err := d.observe(s, seq, now, sink)
 		if err != nil {
 			return n, err
@@ -60,14 +148,8 @@ func (d *Daemon) scanSource(ctx context.Context, s *sourceState, now time.Time, 
 	if err := b.flush(); err != nil {
 		return n, err
 	}
-	// Sequences whose directory is gone: forget them and their files.
-	err = d.cfg.Catalog.WalkSequences(s.Name, func(seq string, _ catalog.SeqState) error {
-		if _, found := slices.BinarySearchFunc(res.Sequences, seq, func(a segment.Sequence, name string) int { return cmpStr(a.Name, name) }); found {
-			return nil
-		}
-		return d.cfg.Catalog.DropSequence(s.Name, seq)
-	})
-	return n, err
+	slices.Sort(names)
+	return n, d.dropGone(s, names)
 }
 
 // scanBatch gathers sequence updates into transactions of about scanBatchFiles files.
@@ -106,12 +188,15 @@ func (d *Daemon) observe(s *sourceState, seq segment.Sequence, now time.Time, si
 	for _, f := range prev {
 		known[f.Rel] = f
 	}
-	up := catalog.SeqUpdate{Source: s.Name, Seq: seq.Name, State: catalog.SeqState{ListedAt: now}}
+	// ListedAt is the wall clock, not the daemon's (tests move that): it is compared with
+	// the directory's mtime.
+	up := catalog.SeqUpdate{Source: s.Name, Seq: seq.Name, State: catalog.SeqState{ListedAt: time.Now()}}
 	sealed := 0
 	for _, c := range seq.Files {
 		p, had := known[c.Rel]
 		delete(known, c.Rel)
 		if !c.Closed {
+			up.State.Open++
 			if had {
 				up.Drop = append(up.Drop, p)
 			}
@@ -182,15 +267,18 @@ func localSegment(s *sourceState, f catalog.LocalFile) (segment.Segment, error) 
 
 // scan scans every source into the catalog and publishes the lag of every tier.
 func (d *Daemon) scan(ctx context.Context) {
-	d.scanWith(ctx, scanSink{})
+	d.scans++
+	d.scanWith(ctx, d.scans%fullRescanEvery == 1, scanSink{})
 }
 
-func (d *Daemon) scanWith(ctx context.Context, sink scanSink) {
+// scanWith scans every source (every sequence directory if full), telling sink what it
+// finds.
+func (d *Daemon) scanWith(ctx context.Context, full bool, sink scanSink) {
 	start := time.Now()
 	now := d.cfg.Now()
 	for _, name := range sortedKeys(d.sources) {
 		s := d.sources[name]
-		n, err := d.scanSource(ctx, s, now, sink)
+		n, err := d.scanSource(ctx, s, now, full, sink)
 		if err != nil {
 			if ctx.Err() == nil {
 				d.log.Error("scan source", zap.String("source", s.Name), zap.String("path", s.Root), zap.Error(err))
