@@ -20,12 +20,6 @@ import (
 // dispatch waited for a worker is never started again (issue 15).
 func (d *Daemon) dispatch(ctx, jobCtx context.Context, jobs *sync.WaitGroup) int {
 	started, rejected := 0, 0
-	d.mu.Lock()
-	fenced := d.fenceErr != nil
-	d.mu.Unlock()
-	if fenced {
-		return 0 // another installation holds the node's lease: offload nothing
-	}
 	d.checkTiers()
 	d.noteLag(d.cfg.Now(), false)
 	for ctx.Err() == nil && rejected < maxRejected {
@@ -55,7 +49,7 @@ func (d *Daemon) dispatch(ctx, jobCtx context.Context, jobs *sync.WaitGroup) int
 		}
 		id := j.id()
 		d.mu.Lock()
-		start := !d.stopping && d.fenceErr == nil && !d.busy(id, now)
+		start := !d.stopping && !d.busy(id, now) && (j.tier == nil || !j.tier.fenced(now))
 		if start {
 			done, err := d.resultRecorded(j)
 			if err != nil {

@@ -74,7 +74,7 @@ func (d *Daemon) walkLimit() int {
 
 // busy reports whether the job id is running or waiting for its retry (d.mu held).
 func (d *Daemon) busy(id jobID, now time.Time) bool {
-	if _, ok := d.running[id]; ok {
+	if _, ok := d.running[id]; ok || d.unsettledJob(id) {
 		return true
 	}
 	r, retrying := d.retry[id]
@@ -110,7 +110,7 @@ func (t *tierState) freeSlot() bool {
 func (d *Daemon) nextJob(now time.Time) (due, bool, error) {
 	limit := d.walkLimit()
 	for _, t := range d.tiers {
-		if !t.freeSlot() {
+		if !t.freeSlot() || t.fenced(now) {
 			continue
 		}
 		if j, ok, err := d.nextCopy(t, now, limit); err != nil || ok {
@@ -121,7 +121,7 @@ func (d *Daemon) nextJob(now time.Time) (due, bool, error) {
 		return j, ok, err
 	}
 	for _, t := range d.tiers {
-		if len(t.slots) >= cap(t.slots) {
+		if len(t.slots) >= cap(t.slots) || t.fenced(now) {
 			continue
 		}
 		if j, ok, err := d.nextExpire(t, now, limit); err != nil || ok {
