@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,6 +25,9 @@ type verifyResult struct {
 	// Gone: a running daemon removed or replaced the entry (retention, say) while it was
 	// being verified; it is neither checked nor failed.
 	Gone bool `json:"gone,omitempty"`
+	// Local is set on the result of a local file's check against the newest version the
+	// tiers hold of it (Tier and Key name that version's object).
+	Local string `json:"local,omitempty"`
 }
 
 func newVerifyCmd(g *globals) *cobra.Command {
@@ -36,9 +40,12 @@ func newVerifyCmd(g *globals) *cobra.Command {
 recorded size, the tier's stored CRC-32C matches, and the CRC-32C of all its bytes, read
 back, matches too. While a daemon runs, the entries come from it, and one it removes
 meanwhile (retention) is reported as gone, not failed. An object the store does not
-let it read (errors, cut connections, timeouts; each entry is tried verifyTries times) is
-reported as unreadable, not failed. Exits 1 if any entry fails (its object is missing or
-its bytes differ), else 3 if any could not be read.`,
+let it read (errors, cut connections, timeouts; each entry is tried 3 times) is reported
+as unreadable, not failed. Then every local file that the tiers hold is compared (size,
+then the CRC-32C of its bytes) with the newest version they hold: a file the broker
+rewrote after it was offloaded (Kafka's log cleaner) is reported as DIVERGED until the
+daemon has offloaded it as a new version. Exits 1 if any entry fails (its object is
+missing or its bytes differ) or any file diverged, else 3 if any entry could not be read.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, err := openReader(cmd.Context(), g)
@@ -103,24 +110,58 @@ its bytes differ), else 3 if any could not be read.`,
 					}
 				}
 			}
+			all := recs
+			if tier != "" {
+				if all, err = a.records(cmd.Context(), ""); err != nil {
+					return err
+				}
+			}
+			versions := indexVersions(all)
+			seen := map[fileID]bool{}
 			checked := len(results) - gone - unreadable
+			diverged := 0
+			for _, rec := range recs {
+				id := fileID{rec.Source, rec.Rel}
+				if seen[id] || rec.Ver() != versions.newest[id] {
+					continue
+				}
+				seen[id] = true
+				err := a.checkLocal(cmd.Context(), rec)
+				if err != nil && !errors.Is(err, errDiverged) {
+					return err
+				}
+				if err == nil {
+					continue
+				}
+				diverged++
+				msg := strings.TrimPrefix(err.Error(), errDiverged.Error()+": ")
+				res := verifyResult{Tier: rec.Tier, Key: rec.Key, Error: msg, Local: a.localPath(rec.Source, rec.Rel)}
+				results = append(results, res)
+				if !asJSON {
+					fmt.Fprintf(stdout, "DIVERGED  %s: %s\n", res.Local, res.Error)
+				}
+			}
 			if asJSON {
 				if results == nil {
 					results = []verifyResult{}
 				}
-				if err := printJSON(map[string]any{"checked": checked, "failed": bad, "unreadable": unreadable, "gone": gone, "results": results}); err != nil {
+				if err := printJSON(map[string]any{"checked": checked, "failed": bad, "unreadable": unreadable, "gone": gone, "diverged": diverged, "results": results}); err != nil {
 					return err
 				}
 			} else {
-				fmt.Fprintf(stdout, "%d checked, %d failed, %d could not be read, %d removed while being verified\n", checked, bad, unreadable, gone)
+				fmt.Fprintf(stdout, "%d checked, %d failed, %d could not be read, %d removed while being verified, %d local files diverged\n", checked, bad, unreadable, gone, diverged)
 			}
-			switch {
-			case bad > 0:
-				return fmt.Errorf("%d of %d catalog entries failed verification (%d more could not be read)", bad, checked, unreadable)
-			case unreadable > 0:
+			var errs []error
+			if bad > 0 {
+				errs = append(errs, fmt.Errorf("%d of %d catalog entries failed verification", bad, checked))
+			}
+			if diverged > 0 {
+				errs = append(errs, fmt.Errorf("%d local files differ from the newest version the tiers hold", diverged))
+			}
+			if len(errs) == 0 && unreadable > 0 {
 				return unreadableError{fmt.Errorf("%d catalog entries could not be read from their tier (the store failed; try again): none checked differed", unreadable)}
 			}
-			return nil
+			return errors.Join(errs...)
 		},
 	}
 	cmd.Flags().StringVar(&tier, "tier", "", "only this tier")

@@ -22,7 +22,10 @@ type RocketMQOptions struct {
 	IndexSlots    int    // maxHashSlotNum; default 5,000,000
 	IndexItems    int    // maxIndexNum; default 20,000,000
 	BodySize      int    // message body bytes; default 512, at most 4 MiB
-	Seed          uint64 // content seed; same seed and options, same initial bytes
+	// TextBodies makes bodies JSON log lines (compressible like real payloads) instead of
+	// random bytes.
+	TextBodies bool
+	Seed       uint64 // content seed; same seed and options, same initial bytes
 	// Start is the store time of the first message. Default: Messages*Interval before now,
 	// so the initial phase ends about now.
 	Start time.Time
@@ -41,7 +44,11 @@ type RocketMQOptions struct {
 	TopicPrefix     string         // topics are TopicPrefix0, TopicPrefix1, ...; default "SimTopic"
 	Location        *time.Location // for IndexFile names; default time.Local
 	KeepMessages    bool           // list every message in the Summary
-	Logger          *zap.Logger    // default: no logging
+	// MaxOpenFiles bounds the consume-queue files held open at once (a queue has one
+	// active file): the others are closed and reopened at their next write, so 10,000
+	// queues fit an open-file limit of a few thousand. Default DefaultMaxOpenFiles.
+	MaxOpenFiles int
+	Logger       *zap.Logger // default: no logging
 }
 
 // maxPropertiesLen bounds the properties brokersim writes (keys, id, tags, WAIT).
@@ -132,6 +139,9 @@ func (o RocketMQOptions) Validate() error {
 	}
 	if o.FlushInterval < 0 {
 		bad("flush-interval", "negative")
+	}
+	if o.MaxOpenFiles < 0 {
+		bad("max-open-files", "negative (%d)", o.MaxOpenFiles)
 	}
 	return errors.Join(errs...)
 }
