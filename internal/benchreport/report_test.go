@@ -186,7 +186,7 @@ func TestFlags(t *testing.T) {
 		}
 	}
 	f(nil, false, func(c config) {
-		if len(c.PosixSizes) != 2 || c.SoakRounds != 50 || c.SoakWorkers != 8 || c.Items != 20_000_000 || len(c.Sections) != 6 || len(c.ScaleStores) != 4 {
+		if len(c.PosixSizes) != 2 || c.SoakRounds != 30 || c.SoakWorkers != 8 || c.Items != 20_000_000 || len(c.Sections) != 6 || len(c.ScaleStores) != 4 {
 			t.Errorf("default config %+v", c)
 		}
 	})
