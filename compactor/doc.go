@@ -13,7 +13,7 @@
 //
 // Rehydrate goes the other way: from a compacted index back to a RocketMQ IndexFile that
 // answers every lookup as the original did (index/FORMAT.md, "Rehydrating"), written
-// front to back in two pool buffers plus the slot table.
+// front to back from pool buffers, the slot table and a bounded histogram.
 //
 // Input is untrusted: an IndexFile that breaks its layout fails with an error wrapping
 // index.ErrCorruptIndex, a source that changes between passes with one wrapping

@@ -1,6 +1,7 @@
 package compactor
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"sort"
 	"time"
 	"unsafe"
 
@@ -23,9 +25,12 @@ type RehydrateOptions struct {
 	// maxIndexNum). 0 means the compacted index's own record of the IndexFile it was made
 	// from (TixHeader.SourceSlots, SourceItems), which is what the broker had.
 	Slots, Items int
-	// Pool provides the bulk buffers: Rehydrate holds two, one for the selection window
-	// and one for the output. Required.
+	// Pool provides the bulk buffers. Required; at least 2 buffers.
 	Pool *bufpool.Pool
+	// MaxBuffers caps the pool buffers a rehydration holds at once, at least 2: one for
+	// the output, the rest for the window of items ordered per pass (24 bytes an item).
+	// More buffers mean fewer passes. 0: half the pool, at least 2.
+	MaxBuffers int
 	// Progress, if set, is called after every pass over the compacted index with the
 	// passes done and the total the rehydration makes.
 	Progress func(done, total int)
@@ -60,7 +65,9 @@ var ErrGeometry = errors.New("geometry too small")
 //
 // It calls create once with the exact size (40 + 4*slots + 20*items bytes) and writes the
 // file front to back, whole pool buffers at a time; it neither commits nor aborts the
-// Writer. Memory: two pool buffers and the slot table (4 bytes a slot), never the file.
+// Writer. Memory: pool buffers (one for the output, the rest for the window of items
+// ordered per pass), the slot table (4 bytes a slot) and a histogram of at most 2 MiB,
+// never the file.
 // Every pass over src checks the whole compacted index (index.Tix.Items): a damaged src
 // fails with an error wrapping index.ErrCorruptTix before anything is written or, should
 // it change between passes, before the Writer could be committed.
@@ -89,7 +96,17 @@ func Rehydrate(ctx context.Context, src io.ReaderAt, srcSize int64, opts Rehydra
 	case h.Items >= items:
 		return RehydrateResult{}, fmt.Errorf("rehydrate index file: %w: %d items do not fit an IndexFile of %d items (it holds %d)", ErrGeometry, h.Items, items, items-1)
 	}
-	bufs, err := acquire(ctx, opts.Pool, 2)
+	bsize := opts.Pool.BufferSize()
+	per := bsize / rhEntryBytes
+	if per == 0 {
+		return RehydrateResult{}, fmt.Errorf("rehydrate index file: pool buffers of %d bytes hold no window entry", bsize)
+	}
+	limit := max(opts.MaxBuffers, 0)
+	if limit == 0 {
+		limit = opts.Pool.Capacity() / 2
+	}
+	want := 1 + min(max(limit, 2)-1, max((h.Items+per-1)/per, 1))
+	bufs, err := acquire(ctx, opts.Pool, want)
 	if err != nil {
 		return RehydrateResult{}, fmt.Errorf("rehydrate index file: %w", err)
 	}
@@ -100,18 +117,18 @@ func Rehydrate(ctx context.Context, src io.ReaderAt, srcSize int64, opts Rehydra
 	}()
 	r := &rehydration{
 		ctx: ctx, tx: tx, n: h.Items, slots: slots, progress: opts.Progress,
-		win:  rhEntries(bufs[0].Bytes()),
+		per:  per,
 		read: make([]byte, 2*maxHeapRead),
 		// The slot table: each slot's newest item in the first run, each slot's latest
 		// item so far in the second.
 		table: make([]int32, slots),
 	}
-	if len(r.win) == 0 {
-		return RehydrateResult{}, fmt.Errorf("rehydrate index file: pool buffers of %d bytes hold no selection entry", len(bufs[0].Bytes()))
+	for _, b := range bufs[1:] {
+		r.chunks = append(r.chunks, rhEntries(b.Bytes()))
 	}
-	r.total = 2 * ((r.n + len(r.win) - 1) / len(r.win))
-	if r.n <= len(r.win) {
-		r.total = min(r.n, 1) // one pass, its window reused by the second run
+	r.capacity = per * len(r.chunks)
+	if err := r.count(); err != nil {
+		return RehydrateResult{}, fmt.Errorf("rehydrate index file: %w", err)
 	}
 	// First run: every slot's head, the number of its newest item.
 	used := 0
@@ -135,7 +152,7 @@ func Rehydrate(ctx context.Context, src io.ReaderAt, srcSize int64, opts Rehydra
 	if err != nil {
 		return RehydrateResult{}, err
 	}
-	out := &rhWriter{w: w, buf: bufs[1].Bytes()}
+	out := &rhWriter{w: w, buf: bufs[0].Bytes()}
 	r.check = func() error { return out.err }
 	out.write(index.AppendIndexHeader(out.tmp[:0], hdr))
 	for _, head := range r.table {
@@ -196,76 +213,41 @@ type rehydration struct {
 	ctx      context.Context
 	tx       *index.Tix
 	n, slots int
-	win      []rhEntry
 	read     []byte
 	table    []int32
-	passes   int
-	total    int
 	progress func(done, total int)
 	// check, if set, is called after every window: an error stops the run.
 	check func() error
-	// cached: the whole index fit one window in the first run, which holds it sorted.
-	cached int
+
+	// The window: chunks of per entries each, capacity in all.
+	chunks        [][]rhEntry
+	per, capacity int
+
+	// The histogram of the items' order keys by their time part t': bin k holds
+	// t' in [minTD + k*width, minTD + (k+1)*width); start[k] is the number of items in
+	// the bins before k (start[bins] = n), cur[k] a placement cursor.
+	minTD      int32
+	width      int64
+	start, cur []uint32
+
+	sorter        windowRange
+	passes, total int
+	// cached: the whole index fit one window in the first run, which holds it ordered.
+	cached bool
 }
 
-// run calls fn for every item in the order the rehydrated file numbers them (oldest
-// first), with its number (1..n). It selects the items window by window: each pass over
-// the compacted index keeps, in a max-heap as large as the window, the smallest keys
-// above the last window's largest.
-func (r *rehydration) run(fn func(num int32, e *rhEntry)) error {
-	if r.cached > 0 {
-		for i := range r.win[:r.cached] {
-			fn(int32(i+1), &r.win[i])
-		}
-		return nil
-	}
-	done := 0
-	var last uint64
-	for done < r.n {
-		if err := r.ctx.Err(); err != nil {
-			return err
-		}
-		k, err := r.pass(done > 0, last)
-		if err != nil {
-			return err
-		}
-		if k == 0 {
-			return fmt.Errorf("%w: pass %d found no item after %d of %d (the object changed?)", index.ErrCorruptTix, r.passes, done, r.n)
-		}
-		win := r.win[:k]
-		slices.SortFunc(win, func(a, b rhEntry) int {
-			switch {
-			case a.key < b.key:
-				return -1
-			case a.key > b.key:
-				return 1
-			}
-			return 0
-		})
-		for i := range win {
-			fn(int32(done+i+1), &win[i])
-		}
-		done += k
-		last = win[k-1].key
-		if r.check != nil {
-			if err := r.check(); err != nil {
-				return err
-			}
-		}
-		if done == r.n && r.passes == 1 {
-			r.cached = k
-		}
-	}
-	return nil
-}
+// maxBins bounds the histogram: 2^18 bins (2 MiB with the cursors), one second each for an
+// IndexFile that spans up to 3 days.
+const maxBins = 1 << 18
 
-// pass reads the whole compacted index once and leaves in the window (unsorted) the
-// smallest keys above last (any keys when !after); it returns how many.
-func (r *rehydration) pass(after bool, last uint64) (int, error) {
+// at returns window entry i.
+func (r *rehydration) at(i int) *rhEntry { return &r.chunks[i/r.per][i%r.per] }
+
+// walk reads the whole compacted index once (index.Tix.Items checks all of it) and calls
+// fn for every item, in the index's order, with its order key (see rhEntry.key).
+func (r *rehydration) walk(fn func(key uint64, it index.TixItem)) error {
 	r.passes++
 	var (
-		win    = r.win
-		n      = 0
 		g      = uint32(0)
 		bucket = -1
 		minTD  int32
@@ -276,37 +258,193 @@ func (r *rehydration) pass(after bool, last uint64) (int, error) {
 		} else {
 			minTD = min(minTD, it.TimeDiff)
 		}
-		key := uint64(uint32(minTD))<<32 | uint64(^g)
+		fn(uint64(uint32(minTD))<<32|uint64(^g), it)
 		g++
 		if g&(1<<20-1) == 0 {
-			if err := r.ctx.Err(); err != nil {
-				return err
-			}
-		}
-		if after && key <= last {
-			return nil
-		}
-		e := rhEntry{key: key, phy: it.PhyOffset, hash: it.KeyHash, td: it.TimeDiff}
-		if n < len(win) {
-			win[n] = e
-			n++
-			heapUp(win[:n], n-1)
-		} else if key < win[0].key {
-			win[0] = e
-			heapDown(win[:n], 0)
+			return r.ctx.Err()
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if int(g) != r.n {
-		return 0, fmt.Errorf("%w: %d items, the header says %d", index.ErrCorruptTix, g, r.n)
+		return fmt.Errorf("%w: %d items, the header says %d", index.ErrCorruptTix, g, r.n)
 	}
 	if r.progress != nil {
 		r.progress(r.passes, r.total)
 	}
-	return n, nil
+	return nil
+}
+
+// bin returns the histogram bin of an order key.
+func (r *rehydration) bin(key uint64) int {
+	return int((int64(key>>32) - int64(r.minTD)) / r.width)
+}
+
+// count makes the histogram (one pass) and plans the passes.
+func (r *rehydration) count() error {
+	h := r.tx.Header()
+	span := int64(h.MaxTimeDiff) - int64(h.MinTimeDiff) + 1
+	r.minTD, r.width = h.MinTimeDiff, (span+maxBins-1)/maxBins
+	bins := int((span + r.width - 1) / r.width)
+	r.start, r.cur = make([]uint32, bins+1), make([]uint32, bins)
+	if r.n == 0 {
+		return nil
+	}
+	r.total = 1 + 2*((r.n+r.capacity-1)/r.capacity)
+	if err := r.walk(func(key uint64, _ index.TixItem) { r.start[r.bin(key)+1]++ }); err != nil {
+		return err
+	}
+	for k := 1; k <= bins; k++ {
+		r.start[k] += r.start[k-1]
+	}
+	return nil
+}
+
+// run calls fn for every item in the order the rehydrated file numbers them (oldest
+// first), with its number (1..n). Consecutive bins holding at most the window's capacity
+// are read in one pass each, placed straight into their ordered places (items of a bin
+// arrive newest first and fill it from its end) and, for bins wider than a second, sorted
+// bin by bin. A bin larger than the window is selected in parts (selectBin).
+func (r *rehydration) run(fn func(num int32, e *rhEntry)) error {
+	bins := len(r.cur)
+	if r.cached {
+		for i := range r.n {
+			fn(int32(i+1), r.at(i))
+		}
+		return nil
+	}
+	for a := 0; a < bins; {
+		if err := r.ctx.Err(); err != nil {
+			return err
+		}
+		if int(r.start[a+1]-r.start[a]) > r.capacity {
+			if err := r.selectBin(a, fn); err != nil {
+				return err
+			}
+			a++
+			continue
+		}
+		b := a + 1
+		for b < bins && int(r.start[b+1]-r.start[a]) <= r.capacity {
+			b++
+		}
+		if k := int(r.start[b] - r.start[a]); k > 0 {
+			if err := r.place(a, b); err != nil {
+				return err
+			}
+			for i := range k {
+				fn(int32(int(r.start[a])+i+1), r.at(i))
+			}
+			r.cached = k == r.n
+			if r.check != nil {
+				if err := r.check(); err != nil {
+					return err
+				}
+			}
+		}
+		a = b
+	}
+	return nil
+}
+
+// place fills the window with the items of bins [a, b), in order.
+func (r *rehydration) place(a, b int) error {
+	copy(r.cur[a:b], r.start[a+1:b+1])
+	base := r.start[a]
+	err := r.walk(func(key uint64, it index.TixItem) {
+		k := r.bin(key)
+		if k < a || k >= b {
+			return
+		}
+		r.cur[k]--
+		*r.at(int(r.cur[k] - base)) = rhEntry{key: key, phy: it.PhyOffset, hash: it.KeyHash, td: it.TimeDiff}
+	})
+	if err != nil {
+		return err
+	}
+	for k := a; k < b; k++ {
+		if r.cur[k] != r.start[k] {
+			return fmt.Errorf("%w: bin %d got %d items, the counting pass saw %d (the object changed?)", index.ErrCorruptTix, k, r.start[k+1]-r.cur[k], r.start[k+1]-r.start[k])
+		}
+		if lo, hi := int(r.start[k]-base), int(r.start[k+1]-base); r.width > 1 && hi-lo > 1 {
+			r.sortRange(lo, hi)
+		}
+	}
+	return nil
+}
+
+// sortRange sorts window entries [lo, hi) by key: in place when they lie in one chunk,
+// else through the chunks.
+func (r *rehydration) sortRange(lo, hi int) {
+	if c := lo / r.per; (hi-1)/r.per == c {
+		slices.SortFunc(r.chunks[c][lo%r.per:lo%r.per+hi-lo], compareKeys)
+		return
+	}
+	r.sorter = windowRange{r, lo, hi}
+	sort.Sort(&r.sorter)
+}
+
+func compareKeys(a, b rhEntry) int { return cmp.Compare(a.key, b.key) }
+
+// windowRange sorts window entries [lo, hi) by key.
+type windowRange struct {
+	r      *rehydration
+	lo, hi int
+}
+
+func (w *windowRange) Len() int           { return w.hi - w.lo }
+func (w *windowRange) Less(i, j int) bool { return w.r.at(w.lo+i).key < w.r.at(w.lo+j).key }
+func (w *windowRange) Swap(i, j int) {
+	x, y := w.r.at(w.lo+i), w.r.at(w.lo+j)
+	*x, *y = *y, *x
+}
+
+// selectBin calls fn for the items of bin k, which the window cannot hold at once, in
+// order: each pass keeps, in a max-heap in the window's first chunk, the smallest keys of
+// the bin above the previous part's largest.
+func (r *rehydration) selectBin(k int, fn func(num int32, e *rhEntry)) error {
+	heap := r.chunks[0]
+	total := int(r.start[k+1] - r.start[k])
+	var last uint64
+	for done := 0; done < total; {
+		n := 0
+		after := done > 0
+		err := r.walk(func(key uint64, it index.TixItem) {
+			if r.bin(key) != k || (after && key <= last) {
+				return
+			}
+			e := rhEntry{key: key, phy: it.PhyOffset, hash: it.KeyHash, td: it.TimeDiff}
+			if n < len(heap) {
+				heap[n] = e
+				n++
+				heapUp(heap[:n], n-1)
+			} else if key < heap[0].key {
+				heap[0] = e
+				heapDown(heap[:n], 0)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: bin %d: a pass found no item after %d of %d (the object changed?)", index.ErrCorruptTix, k, done, total)
+		}
+		part := heap[:n]
+		slices.SortFunc(part, compareKeys)
+		for i := range part {
+			fn(int32(int(r.start[k])+done+i+1), &part[i])
+		}
+		done += n
+		last = part[n-1].key
+		if r.check != nil {
+			if err := r.check(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // heapUp and heapDown keep h a max-heap by key.

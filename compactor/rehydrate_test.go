@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -301,5 +302,125 @@ func TestRehydrateRefusesDamage(t *testing.T) {
 		if !errors.Is(err, index.ErrCorruptTix) || created {
 			t.Fatalf("byte %d flipped: err %v, writer created %v; want ErrCorruptTix before any write", off, err, created)
 		}
+	}
+}
+
+// discardWriter counts what it is given and keeps nothing.
+type discardWriter struct{ n, size int64 }
+
+func (w *discardWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); return len(p), nil }
+func (w *discardWriter) Commit(context.Context) error {
+	if w.n != w.size {
+		return fmt.Errorf("commit after %d of %d bytes", w.n, w.size)
+	}
+	return nil
+}
+func (w *discardWriter) Abort() error { return nil }
+
+// TestRehydrateMemoryBound: what a rehydration allocates beyond its pool buffers is the
+// slot table, the histogram (at most 2 MiB) and a fixed read buffer, whatever the number
+// of items: 10 times the items (and 10 times the output) allocate no more.
+func TestRehydrateMemoryBound(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 8))
+	pool := keyPool(t)
+	const slots = 1000
+	var allocs []uint64
+	for _, n := range []int{10_000, 100_000} {
+		puts := randomPuts(rng, pool, n, 1_700_000_000_000)
+		for i := range puts {
+			puts[i].key = fmt.Sprintf("T#k%d", rng.IntN(n))
+		}
+		src := buildIndex(t, slots, n+1, 0, 0, puts)
+		tix, _, err := compactMem(t, src, Options{Slots: slots, Items: n + 1, Pool: newPool(t, 64<<10, 4)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bp := newPool(t, 64<<10, 2)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		w := &discardWriter{}
+		res, err := Rehydrate(context.Background(), &memFile{b: tix}, int64(len(tix)), RehydrateOptions{Pool: bp},
+			func(size int64) (segment.Writer, error) { w.size = size; return w, nil })
+		runtime.ReadMemStats(&after)
+		if err == nil {
+			err = w.Commit(context.Background())
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := after.TotalAlloc - before.TotalAlloc
+		allocs = append(allocs, got)
+		t.Logf("%d items, %d-byte output, %d passes: %d bytes allocated", n, res.Size, res.Passes, got)
+		if limit := uint64(4*slots + 8*maxBins + 512<<10); got > limit {
+			t.Fatalf("%d items: %d bytes allocated, over %d (slot table + histogram + read buffer + slack)", n, got, limit)
+		}
+	}
+	if allocs[1] > allocs[0]+64<<10 {
+		t.Fatalf("allocations grow with the items: %v", allocs)
+	}
+}
+
+// TestRehydrateWindowShapes covers the three ways a window is filled: bins of one second
+// placed in order (a file spanning minutes), bins wider than a second sorted after placing
+// (a file spanning months), and a second holding more items than the window, selected in
+// parts by a heap — each against the original's lookups, with a window of 170 items.
+func TestRehydrateWindowShapes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 9))
+	pool := keyPool(t)
+	const base = 1_700_000_000_000
+	for _, c := range []struct {
+		name string
+		step func(i int) int64 // ms from the previous put
+	}{
+		{"minutes", func(int) int64 { return rng.Int64N(300) }},
+		{"months", func(int) int64 { return rng.Int64N(30_000_000) }},
+		{"hot second", func(i int) int64 { return int64(i % 700 / 699 * 1000) }},
+		{"mixed", func(i int) int64 {
+			if i%500 == 0 {
+				return 40_000_000
+			}
+			return 0
+		}},
+	} {
+		puts := make([]put, 1999)
+		phy, ts := int64(5000), int64(base)
+		for i := range puts {
+			ts += c.step(i)
+			phy += 1 + rng.Int64N(300)
+			puts[i] = put{pool[rng.IntN(len(pool))], phy, ts}
+		}
+		src := buildIndex(t, 37, 2000, 0, 0, puts)
+		tix, _, err := compactMem(t, src, Options{Slots: 37, Items: 2000, Pool: newPool(t, 64<<10, 2)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, res, err := rehydrateMem(t, tix, RehydrateOptions{Pool: newPool(t, 4096, 2)})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		rf := &memFile{b: out}
+		rx, err := index.OpenIndexFile(rf, rf.size(), 37, 2000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkChains(t, c.name, rx)
+		ix, _ := index.OpenIndexFile(src, src.size(), 37, 2000)
+		if rx.Header() != ix.Header() {
+			t.Fatalf("%s: header %+v, want %+v", c.name, rx.Header(), ix.Header())
+		}
+		span := (puts[len(puts)-1].ts - puts[0].ts) / 1000
+		for _, key := range pool {
+			for _, r := range queryRanges(rng, ix, puts, base) {
+				for _, maxN := range []int{0, 2} {
+					want, _ := ix.Lookup(key, r[0], r[1], maxN)
+					got, err := rx.Lookup(key, r[0], r[1], maxN)
+					if err != nil || !sameLookups(want, got) {
+						t.Fatalf("%s: lookup %q in [%d, %d] max %d: original %v, rehydrated %v (%v)", c.name, key, r[0], r[1], maxN, want, got, err)
+					}
+				}
+			}
+		}
+		t.Logf("%s: items span %d s, %d passes", c.name, span, res.Passes)
 	}
 }

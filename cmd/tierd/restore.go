@@ -39,10 +39,11 @@ IndexFile it was made from, under its own name (KEY without .tix), which answers
 lookup of the broker exactly as the original did (same items, same order, same header;
 not the same bytes). Its geometry (maxHashSlotNum, maxIndexNum) is --slots/--items, else
 the index_hash_slots/index_items of the config's source the key names, else the original
-file's, which the compacted index records. It takes two pool buffers and 4 bytes a slot
-of memory (20 MB at the default 5,000,000 slots), and reads the compacted index twice per
-window of 349,525 items (8 MiB buffers); an object on a tier other than posix is first
-copied into an unlinked temp file under DIR, which nothing can leave behind.`,
+file's, which the compacted index records. It takes the buffer pool, 4 bytes a slot
+(20 MB at the default 5,000,000 slots) and at most 2 MiB of memory, and reads the
+compacted index 1 + 2 x ceil(items / window) times, the window being 349,525 items per
+8 MiB pool buffer but one; an object on a tier other than posix is first copied into an
+unlinked temp file under DIR, which nothing can leave behind.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
@@ -203,7 +204,7 @@ func rehydrateObject(ctx context.Context, a *app, t daemon.Tier, info segment.In
 		return err
 	}
 	var w segment.Writer
-	res, err := compactor.Rehydrate(ctx, src, info.Size, compactor.RehydrateOptions{Slots: slots, Items: items, Pool: a.pool},
+	res, err := compactor.Rehydrate(ctx, src, info.Size, compactor.RehydrateOptions{Slots: slots, Items: items, Pool: a.pool, MaxBuffers: a.pool.Capacity()},
 		func(size int64) (segment.Writer, error) {
 			w, err = local.Create(ctx, segment.Key(rel), size)
 			return w, err
