@@ -22,7 +22,7 @@ import (
 
 func newRestoreCmd(g *globals) *cobra.Command {
 	var to, tier string
-	var force bool
+	var force, whole bool
 	var slots, items int
 	cmd := &cobra.Command{
 		Use:   "restore KEY --to DIR",
@@ -43,7 +43,13 @@ file's, which the compacted index records. It takes the buffer pool, 4 bytes a s
 (20 MB at the default 5,000,000 slots) and at most 2 MiB of memory, and reads the
 compacted index 1 + 2 x ceil(items / window) times, the window being 349,525 items per
 8 MiB pool buffer but one; an object on a tier other than posix is first copied into an
-unlinked temp file under DIR, which nothing can leave behind.`,
+unlinked temp file under DIR, which nothing can leave behind.
+
+With --segment, KEY is any file of a Kafka segment (its .log, say), and every file of
+that segment the tiers hold is restored: the .log, .index, .timeindex, .txnindex and the
+producer snapshots within it, each in the newest version the tiers hold. Every object is
+found and every target checked before the first file is written, and files written
+before a failure are removed again: the segment comes back whole or not at all.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
@@ -55,6 +61,12 @@ unlinked temp file under DIR, which nothing can leave behind.`,
 			key, rel, err := parseUserKey(args[0])
 			if err != nil {
 				return err
+			}
+			if whole {
+				if slots > 0 || items > 0 {
+					return usagef("--slots and --items apply to compacted IndexFiles (keys ending in %s), not to --segment", segment.CompactedSuffix)
+				}
+				return restoreSegment(cmd.Context(), g, key, to, tier, force)
 			}
 			rel, compacted := strings.CutSuffix(rel, segment.CompactedSuffix)
 			if !compacted && (slots > 0 || items > 0) {
@@ -92,6 +104,7 @@ unlinked temp file under DIR, which nothing can leave behind.`,
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing file")
 	cmd.Flags().IntVar(&slots, "slots", 0, "rehydrated IndexFile's hash slots, maxHashSlotNum (.tix keys; default: the source's config, else the original's)")
 	cmd.Flags().IntVar(&items, "items", 0, "rehydrated IndexFile's items, maxIndexNum (.tix keys; default: the source's config, else the original's)")
+	cmd.Flags().BoolVar(&whole, "segment", false, "restore every file of the Kafka segment KEY belongs to")
 	return cmd
 }
 
