@@ -34,14 +34,19 @@ func TestCompactLarge(t *testing.T) {
 	}
 	src := buildIndex(t, slots, items, 0, 0, puts)
 	want := reference(t, src, slots, items, 4096)
-	for _, parallel := range []int{1, 2} {
+	for _, scratch := range []int{0, 100, 1000} {
+		restore := setScratch(scratch)
 		pool := newPool(t, 4096, 4)
-		got, res, err := compactMem(t, src, Options{Slots: slots, Items: items, Pool: pool, MaxBuffers: 2, Parallel: parallel})
+		got, res, err := compactMem(t, src, Options{Slots: slots, Items: items, Pool: pool, MaxBuffers: 2})
+		restore()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want) {
-			t.Fatalf("parallel %d: output differs from the reference", parallel)
+			t.Fatalf("scratch %d: output differs from the reference", scratch)
+		}
+		if scratch > 0 && res.Partitioned < res.Passes-2 {
+			t.Fatalf("scratch %d: %d of %d windows partitioned", scratch, res.Partitioned, res.Passes-1)
 		}
 		h := res.Header
 		if dirOff := h.DirOffset(); h.Bits != maxBits(4096) || dirOff/4096 == (h.Size()-1)/4096 {
@@ -50,7 +55,7 @@ func TestCompactLarge(t *testing.T) {
 		if res.Passes < 10 || res.Buffers != 1 {
 			t.Fatalf("%d passes with %d window buffers: the test wants many", res.Passes, res.Buffers)
 		}
-		t.Logf("parallel %d: %d items, %d bytes (%.2f B/item), %d passes", parallel, res.Entries, res.Size, float64(res.Size)/float64(res.Entries), res.Passes)
+		t.Logf("scratch %d: %d items, %d bytes (%.2f B/item), %d passes, %d partitioned", scratch, res.Entries, res.Size, float64(res.Size)/float64(res.Entries), res.Passes, res.Partitioned)
 	}
 }
 
