@@ -225,6 +225,7 @@ type compaction struct {
 	scratch, staging []byte
 	pmap             []uint16
 	parts            []partition
+	maxParts         int
 	// itemsSeed is the CRC-32C of the file before its items, itemsCRC with its items: the
 	// filling passes must read the same items.
 	itemsSeed, itemsCRC uint32

@@ -146,3 +146,89 @@ func TestAcquireWaits(t *testing.T) {
 	}
 	held[1].Release()
 }
+
+// TestPartitionEdges: the partitioned fill against the reference where its bookkeeping is
+// thin: no items, a full file, every item of one key (one bucket across every window, cut
+// at both ends; a single-bucket partition larger than the scratch), two hot keys among
+// many, pools so small that every window is a single buffer and the partition map lives
+// on the heap, and one where it takes a buffer of its own.
+func TestPartitionEdges(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	const slots, items = 97, 6000
+	var many []string
+	for i := range 2000 {
+		many = append(many, fmt.Sprintf("T#m%d", i))
+	}
+	hot := func(n int) []put {
+		puts := randomPuts(rng, many, n, 1_700_000_000_000)
+		for i := range puts {
+			if i%3 != 0 {
+				puts[i].key = []string{"T#hot1", "T#hot2"}[i%2]
+			}
+		}
+		return puts
+	}
+	oneKey := func(n int) []put {
+		puts := randomPuts(rng, many, n, 1_700_000_000_000)
+		for i := range puts {
+			puts[i].key = "T#only"
+		}
+		return puts
+	}
+	cases := []struct {
+		name string
+		puts []put
+	}{
+		{"empty", nil},
+		{"full", randomPuts(rng, many, items-1, 1_700_000_000_000)},
+		{"one key", oneKey(items - 1)},
+		{"hot keys", hot(4000)},
+	}
+	pools := []struct{ bufSize, n, max int }{{4096, 2, 2}, {4096, 3, 3}, {8192, 5, 5}, {1 << 20, 4, 4}}
+	for _, tc := range cases {
+		src := buildIndex(t, slots, items, 0, 0, tc.puts)
+		for _, p := range pools {
+			want := reference(t, src, slots, items, p.bufSize)
+			for _, scratch := range []int{16, 200, 3000} {
+				restore := setScratch(scratch)
+				got, res, err := compactMem(t, src, Options{Slots: slots, Items: items, Pool: newPool(t, p.bufSize, p.n), MaxBuffers: p.max})
+				restore()
+				if err != nil {
+					t.Fatalf("%s, %d x %d B, scratch %d: %v", tc.name, p.n, p.bufSize, scratch, err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("%s, %d x %d B, scratch %d (%d passes, %d partitioned): output differs from the reference", tc.name, p.n, p.bufSize, scratch, res.Passes, res.Partitioned)
+				}
+				if span := min(len(got), res.Buffers*p.bufSize); len(tc.puts) > 0 && res.Partitioned == 0 && span > 2*scratch+2*index.TixMaxRecordSize {
+					t.Fatalf("%s, %d x %d B, scratch %d: no window partitioned", tc.name, p.n, p.bufSize, scratch)
+				}
+			}
+		}
+	}
+}
+
+// TestPartitionMapBuffer: with the default scratch, a pool whose state buffer has no room
+// for the window's partition map gives the map a buffer of its own; the output is still
+// the reference's.
+func TestPartitionMapBuffer(t *testing.T) {
+	const slots, items = 5000, 300_001
+	rng := rand.New(rand.NewPCG(23, 24))
+	var keys []string
+	for i := range 100_000 {
+		keys = append(keys, fmt.Sprintf("T#k%d", i))
+	}
+	src := buildIndex(t, slots, items, 0, 0, randomPuts(rng, keys, items-1, 1_700_000_000_000))
+	const bsize = 256 << 10
+	want := reference(t, src, slots, items, bsize)
+	got, res, err := compactMem(t, src, Options{Slots: slots, Items: items, Pool: newPool(t, bsize, 8), MaxBuffers: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%d passes, %d partitioned: output differs from the reference", res.Passes, res.Partitioned)
+	}
+	// 7 buffers besides the state buffer: 6 for the window, 1 for its map.
+	if res.Buffers != 6 || res.Partitioned != res.Passes-1 {
+		t.Fatalf("%d window buffers, %d of %d windows partitioned; want 6 and all", res.Buffers, res.Partitioned, res.Passes-1)
+	}
+}

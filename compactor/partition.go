@@ -31,10 +31,12 @@ import (
 
 var (
 	// partitionScratch is the most bytes of records a partition of several buckets
-	// holds: what is permuted at once, a part of the L2 cache. Tests make it small.
+	// holds (an eighth of a buffer if that is less): what is permuted at once, a part of
+	// the L2 cache. Tests make it small.
 	partitionScratch = 512 << 10
-	// maxPartitions bounds the partitions of a window (and the staging buffers, 64 bytes
-	// each); a window that needs more is filled directly. Tests make it small.
+	// maxPartitions bounds the partitions of a window (and the staging buffers, 80 bytes
+	// each, fewer when they come from the heap); a window that needs more is filled
+	// directly.
 	maxPartitions = 1024
 	// fillChunk is the size of the filling passes' reads (two in flight): the chunk being
 	// partitioned stays in the cache next to the staging buffers.
@@ -46,6 +48,9 @@ const (
 	maxPartitionBuckets = 256
 	// lineBytes is the size of a partition's staging buffer: a cache line.
 	lineBytes = 64
+	// stagingStride is the room of a staging buffer: a line, and the 16 bytes a record
+	// at its end is stored with.
+	stagingStride = lineBytes + 16
 	// scratchPad precedes the scratch records, so that a record's last 16 bytes can be
 	// loaded as two words whatever its width.
 	scratchPad = 16
@@ -109,8 +114,12 @@ func (c *compaction) plan(bufs []*bufpool.Buffer, size int64) ([]*bufpool.Buffer
 	} else {
 		c.fillRing = splitRing(make([]byte, maxHeapRead), 2)
 	}
-	c.scratch = a.takeOrHeap(partitionScratch + 2*scratchPad)
-	c.staging = a.takeOrHeap(maxPartitions * lineBytes)
+	c.scratch = a.takeOrHeap(min(partitionScratch, bsize/8) + 2*scratchPad)
+	c.staging = a.takeOrHeap(maxPartitions * stagingStride)
+	if c.staging == nil {
+		c.staging = make([]byte, maxHeapRead)
+	}
+	c.maxParts = min(maxPartitions, len(c.staging)/stagingStride)
 	pmap := a.takeOrHeap(2 * c.nb)
 	recSize := c.codec.Size()
 	// The map holds a byte per record slot of a window of wb buffers.
@@ -150,11 +159,12 @@ func make16(b []byte) []uint16 {
 // bLo..bHi, and reports whether the window is to be partitioned: it is large enough to
 // gain from it and the partition map describes it.
 func (c *compaction) partition(rLo, rHi int64, bLo, bHi int) bool {
-	if c.side == nil || (rHi-rLo)*int64(c.codec.Size()) <= 2*int64(partitionScratch) {
+	limit := len(c.scratch) - 2*scratchPad // bytes of records
+	if c.side == nil || (rHi-rLo)*int64(c.codec.Size()) <= 2*int64(limit) {
 		return false
 	}
 	rIn0, rIn1 := c.fullRecords()
-	scratch := uint32(partitionScratch / c.codec.Size()) // records
+	scratch := uint32(limit / c.codec.Size()) // records
 	c.parts = c.parts[:0]
 	var pt *partition
 	for b := bLo; b <= bHi; b++ {
@@ -162,7 +172,7 @@ func (c *compaction) partition(rLo, rHi int64, bLo, bHi int) bool {
 		e := max(min(c.bucketEnd(b), rIn1), s)
 		c.bk[b].cur = e
 		if pt == nil || (pt.end > pt.start && pt.end-pt.start+e-s > scratch) || uint32(b)-pt.b0 >= maxPartitionBuckets {
-			if len(c.parts) == maxPartitions {
+			if len(c.parts) == c.maxParts {
 				return false
 			}
 			c.parts = append(c.parts, partition{b0: uint32(b), start: s, end: s, cur: s})
@@ -215,18 +225,21 @@ func (c *compaction) fillPartitioned(rLo, rHi int64, bLo, bHi int) error {
 	flush := func(k int) {
 		pt := &parts[k]
 		n := int(pt.fill) * size
-		c.win.putSlot(index.TixHeaderSize+int64(pt.cur-pt.fill)*int64(size), staging[k*lineBytes:k*lineBytes+n])
+		c.win.putSlot(index.TixHeaderSize+int64(pt.cur-pt.fill)*int64(size), staging[k*stagingStride:k*stagingStride+n])
 		pt.fill = 0
 	}
+	// Records are staged top-aligned in 16 bytes (the rest is overwritten by the next
+	// record, or never flushed): two word stores whatever the width.
+	align := uint(16-size) * 8
 	err := c.scan(func(p []byte, first int) error {
 		for i := 0; i+index.IndexItemSize <= len(p); i += index.IndexItemSize {
-			q := p[i : i+index.IndexItemSize]
-			keyHash := be.Uint32(q)
+			keyHash := be.Uint32(p[i:])
 			m := index.Fmix32(keyHash)
 			d := m>>shift - lo
 			if d > span { // b < lo wraps around
 				continue
 			}
+			q := p[i : i+index.IndexItemSize]
 			if int32(keyHash) < 0 {
 				return fmt.Errorf("item %d: negative key hash", first+i/index.IndexItemSize)
 			}
@@ -259,8 +272,15 @@ func (c *compaction) fillPartitioned(rLo, rHi int64, bLo, bHi int) error {
 				return fmt.Errorf("item %d: buckets %d.. have more items than counted", first+i/index.IndexItemSize, pt.b0)
 			}
 			side[pt.cur-rIn0] = byte(lo + d - pt.b0)
-			o := k*lineBytes + int(pt.fill)*size
-			storeBE(staging[o:o+size], recHi, recLo)
+			if align >= 64 {
+				recHi, recLo = recLo<<(align-64), 0
+			} else {
+				recHi, recLo = recHi<<align|recLo>>(64-align), recLo<<align
+			}
+			o := k*stagingStride + int(pt.fill)*size
+			slot := staging[o : o+16]
+			be.PutUint64(slot, recHi)
+			be.PutUint64(slot[8:], recLo)
 			pt.cur++
 			if pt.fill++; pt.fill == perLine {
 				flush(k)
