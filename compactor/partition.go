@@ -1,6 +1,7 @@
 package compactor
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -229,8 +230,18 @@ func (c *compaction) fillPartitioned(rLo, rHi int64, bLo, bHi int) error {
 		pt.fill = 0
 	}
 	// Records are staged top-aligned in 16 bytes (the rest is overwritten by the next
-	// record, or never flushed): two word stores whatever the width.
+	// record, or never flushed): two word stores whatever the width. A record of at most
+	// 8 bytes is packed here (as index.TixCodec.Pack does) and shifted by align-64.
 	align := uint(16-size) * 8
+	if size <= 8 {
+		align -= 64
+	}
+	var (
+		h                  = c.h
+		minPhy, maxPhy     = h.MinPhyOffset, h.MaxPhyOffset
+		minTD, maxTD       = h.MinTimeDiff, h.MaxTimeDiff
+		remShift, offShift = uint(8 * (h.OffWidth + h.TimeWidth)), uint(8 * h.TimeWidth)
+	)
 	err := c.scan(func(p []byte, first int) error {
 		for i := 0; i+index.IndexItemSize <= len(p); i += index.IndexItemSize {
 			keyHash := be.Uint32(p[i:])
@@ -239,13 +250,11 @@ func (c *compaction) fillPartitioned(rLo, rHi int64, bLo, bHi int) error {
 			if d > span { // b < lo wraps around
 				continue
 			}
-			q := p[i : i+index.IndexItemSize]
-			if int32(keyHash) < 0 {
-				return fmt.Errorf("item %d: negative key hash", first+i/index.IndexItemSize)
-			}
-			recHi, recLo, err := c.pack(q, m&remMask, first+i/index.IndexItemSize)
-			if err != nil {
-				return err
+			phy := int64(be.Uint64(p[i+4:]))
+			td := int32(be.Uint32(p[i+12:]))
+			if int32(keyHash) < 0 || phy < minPhy || phy > maxPhy || td < minTD || td > maxTD {
+				_, _, err := c.pack(p[i:i+index.IndexItemSize], 0, first+i/index.IndexItemSize)
+				return cmp.Or(err, fmt.Errorf("item %d: negative key hash", first+i/index.IndexItemSize))
 			}
 			if d == 0 || d == span {
 				b := int(lo + d)
@@ -262,6 +271,7 @@ func (c *compaction) fillPartitioned(rLo, rHi int64, bLo, bHi int) error {
 					continue
 				}
 				if r < int64(rIn0) || r >= int64(rIn1) { // cut by the window's edge
+					recHi, recLo := c.codec.Pack(m&remMask, phy, td)
 					c.win.putRecord(index.TixHeaderSize+r*int64(size), recHi, recLo, size)
 					continue
 				}
@@ -272,9 +282,10 @@ func (c *compaction) fillPartitioned(rLo, rHi int64, bLo, bHi int) error {
 				return fmt.Errorf("item %d: buckets %d.. have more items than counted", first+i/index.IndexItemSize, pt.b0)
 			}
 			side[pt.cur-rIn0] = byte(lo + d - pt.b0)
-			if align >= 64 {
-				recHi, recLo = recLo<<(align-64), 0
-			} else {
+			var recHi, recLo uint64
+			if size <= 8 { // the record in one word: pack it here, top-aligned
+				recHi = (uint64(m&remMask)<<remShift | uint64(phy-minPhy)<<offShift | uint64(uint32(td-minTD))) << align
+			} else if recHi, recLo = c.codec.Pack(m&remMask, phy, td); align > 0 {
 				recHi, recLo = recHi<<align|recLo>>(64-align), recLo<<align
 			}
 			o := k*stagingStride + int(pt.fill)*size
@@ -330,9 +341,26 @@ func (c *compaction) place(pt *partition, rIn0 uint32) error {
 		return nil
 	}
 	scratch := c.scratch[:scratchPad+n*size]
-	c.win.get(index.TixHeaderSize+int64(pt.start)*int64(size), scratch[scratchPad:])
+	off := index.TixHeaderSize + int64(pt.start)*int64(size)
+	c.win.get(off, scratch[scratchPad:])
 	side := c.side[pt.start-rIn0 : pt.end-rIn0]
 	be := binary.BigEndian
+	if bi, bo := c.win.locate(off - c.win.start); bo+int64(n*size) <= int64(len(c.win.bufs[bi])) {
+		// The partition lies in one buffer (as all but a few do): store into it directly.
+		region := c.win.bufs[bi][bo : bo+int64(n*size)]
+		for i, d := range side {
+			b := pt.b0 + uint32(d)
+			st := &c.bk[b]
+			if st.cur <= max(st.first, rIn0) {
+				return fmt.Errorf("compact index file: %w: bucket %d has more items than counted", segment.ErrSourceChanged, b)
+			}
+			st.cur--
+			o := scratchPad + i*size
+			at := int(st.cur-pt.start) * size
+			storeBE(region[at:at+size], be.Uint64(scratch[o+size-16:]), be.Uint64(scratch[o+size-8:]))
+		}
+		return nil
+	}
 	for i, d := range side {
 		b := pt.b0 + uint32(d)
 		st := &c.bk[b]
