@@ -8,10 +8,15 @@ const (
 	s3MaxPartSize = 5 * GiB // and its largest
 )
 
+// DefaultSupersededRetainFor is a tier's superseded_retain_for when not set: an old
+// version of a rewritten segment stays a week after its newer version is verified there,
+// long enough to notice and investigate a rewrite nobody expected.
+const DefaultSupersededRetainFor = Duration(7 * 24 * time.Hour)
+
 // defaultConfig is Config with every top-level default and no sources or tiers.
 func defaultConfig() *Config {
 	return &Config{
-		Memory:          Memory{BufferPool: 64 * MiB, BufferSize: 8 * MiB},
+		Memory:          Memory{BufferPool: 64 * MiB, BufferSize: 8 * MiB, Codecs: 2},
 		Workers:         4,
 		ScanInterval:    Duration(30 * time.Second),
 		ShutdownTimeout: Duration(30 * time.Second),
@@ -42,7 +47,9 @@ func (r *RocketMQSource) setDefaults() {
 
 func (t *Tier) setDefaults() {
 	t.RetainFor = Never
+	t.SupersededRetainFor = DefaultSupersededRetainFor
 	t.Concurrency = 2
+	t.Compression = CompressionNone
 }
 
 func (p *PosixTier) setDefaults() {

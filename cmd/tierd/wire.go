@@ -16,6 +16,7 @@ import (
 
 	"github.com/tierd/tierd/bufpool"
 	"github.com/tierd/tierd/catalog"
+	"github.com/tierd/tierd/codec"
 	"github.com/tierd/tierd/config"
 	"github.com/tierd/tierd/daemon"
 	"github.com/tierd/tierd/internal/pacing"
@@ -28,12 +29,16 @@ import (
 // app is a loaded configuration with the objects built from it. Everything a subcommand
 // needs is built here, in one place, with an explicit switch per tier type.
 type app struct {
-	cfg   *config.Config
-	log   *zap.Logger
-	pool  *bufpool.Pool
-	tiers []daemon.Tier
-	srcs  []daemon.Source
-	cat   *catalog.Catalog
+	cfg  *config.Config
+	log  *zap.Logger
+	pool *bufpool.Pool
+	// codecs serves every tier with compression or encryption; nil if none has either.
+	codecs *codec.Codecs
+	// codecTiers are those tiers' codec wrappers, by tier name (for rekey).
+	codecTiers map[string]*codec.Backend
+	tiers      []daemon.Tier
+	srcs       []daemon.Source
+	cat        *catalog.Catalog
 
 	uploads uploadHook
 }
@@ -159,7 +164,10 @@ func buildSource(s config.Source) (daemon.Source, error) {
 
 func (a *app) buildTier(ctx context.Context, t config.Tier) (daemon.Tier, error) {
 	tier := daemon.Tier{Name: t.Name, Type: string(t.Type), OffloadAfter: t.OffloadAfter.Std(), Concurrency: t.Concurrency,
-		RetainFor: orZero(t.RetainFor), MaxBytes: t.MaxBytes.Int64()}
+		RetainFor: orZero(t.RetainFor), MaxBytes: t.MaxBytes.Int64(), SupersededRetainFor: t.SupersededRetainFor.Std()}
+	if t.SupersededRetainFor.IsNever() {
+		tier.SupersededRetainFor = -1
+	}
 	switch t.Type {
 	case config.TierPosix:
 		be, err := posix.New(posix.Config{Path: t.Posix.Path, WriteMode: posix.Mode(t.Posix.WriteMode)}, a.log.Named("posix").With(zap.String("tier", t.Name)))
@@ -202,7 +210,42 @@ func (a *app) buildTier(ctx context.Context, t config.Tier) (daemon.Tier, error)
 	default:
 		return tier, usagef("tier %s: unknown type %q", t.Name, t.Type)
 	}
+	if t.Codec() {
+		be, err := a.wrapCodec(t, tier.Backend)
+		if err != nil {
+			return tier, err
+		}
+		tier.Backend = be
+	}
 	return tier, nil
+}
+
+// wrapCodec wraps a tier's backend in package codec: every command reads and writes the
+// tier's objects through it, so they all see the plaintext.
+func (a *app) wrapCodec(t config.Tier, inner segment.Backend) (*codec.Backend, error) {
+	if a.codecs == nil {
+		m := a.cfg.Memory
+		c, err := codec.NewCodecs(codec.CodecsConfig{Encoders: m.Codecs, Decoders: m.Codecs, BufferSize: int(m.BufferSize.Int64())})
+		if err != nil {
+			return nil, fmt.Errorf("memory.codecs: %w", err)
+		}
+		a.codecs = c
+		a.codecTiers = map[string]*codec.Backend{}
+	}
+	cfg := codec.Config{Compression: codec.CompressNone}
+	if t.Compression == config.CompressionZstd {
+		cfg.Compression = codec.CompressZstd
+	}
+	if f := t.Encryption.KeyFile; f != "" {
+		keys, err := codec.LoadKeyFile(f)
+		if err != nil {
+			return nil, usagef("tier %s: encryption.key_file: %v", t.Name, err)
+		}
+		cfg.Keys = keys
+	}
+	be := codec.New(inner, cfg, a.codecs, a.log.Named("codec").With(zap.String("tier", t.Name)))
+	a.codecTiers[t.Name] = be
+	return be, nil
 }
 
 // holder names this installation as a lease holder: its state_dir's instance id, and
@@ -239,6 +282,7 @@ func (a *app) daemonConfig() daemon.Config {
 		Workers: c.Workers, ScanInterval: c.ScanInterval.Std(), ShutdownTimeout: c.ShutdownTimeout.Std(),
 		Backoff: daemon.Backoff{Initial: c.Retry.Initial.Std(), Max: c.Retry.Max.Std()},
 		Listen:  c.HTTP.Listen, Version: version, Log: a.log,
+		LocalDelete:      !c.Local.DeleteAfter.IsNever(),
 		LocalDeleteAfter: orZero(c.Local.DeleteAfter),
 	}
 }
@@ -302,6 +346,11 @@ func (a *app) tier(name string) (daemon.Tier, error) {
 func (a *app) close() {
 	if a.cat != nil {
 		a.cat.Close()
+	}
+	if a.codecs != nil {
+		if err := a.codecs.Close(); err != nil {
+			a.log.Error("BUG: codec buffers not released", zap.Error(err))
+		}
 	}
 	if a.pool != nil {
 		if err := a.pool.Check(); err != nil {
