@@ -212,9 +212,9 @@ type compaction struct {
 	bits    int
 	nb      int // buckets
 	bk      []bucketState
-	work    []byte   // the state buffer after bk
-	win     window   // the output window
-	side    []byte   // the partition map of the window's records, or nil
+	work    []byte // the state buffer after bk
+	win     window // the output window
+	side    []byte // the partition map of the window's records, or nil
 	h       index.TixHeader
 	codec   index.TixCodec
 
