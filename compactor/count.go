@@ -14,7 +14,7 @@ const directAlign = 4096
 // count is the first pass: it reads the whole IndexFile in order, computing its CRC-32C,
 // checking every slot head and item as index.IndexFile's reader does, counting the items
 // of each bucket and the ranges of their offsets and time diffs. It ends with c.h set and
-// every bucket's first record index (and split) in c.bk.
+// every bucket's first record index in c.bk.
 //
 // Reads outside the items are aligned (offset, length and buffer on 4 KiB) so that a
 // source reading with O_DIRECT where it can (posix.ReadOptions.Direct) keeps the slot
