@@ -53,7 +53,8 @@ const (
 	// at its end is stored with.
 	stagingStride = lineBytes + 16
 	// scratchPad precedes the scratch records, so that a record's last 16 bytes can be
-	// loaded as two words whatever its width.
+	// loaded as two words whatever its width. The scratch holds twice partitionScratch
+	// after it: a partition's records as they arrived, and room to permute them into.
 	scratchPad = 16
 )
 
@@ -115,7 +116,7 @@ func (c *compaction) plan(bufs []*bufpool.Buffer, size int64) ([]*bufpool.Buffer
 	} else {
 		c.fillRing = splitRing(make([]byte, maxHeapRead), 2)
 	}
-	c.scratch = a.takeOrHeap(min(partitionScratch, bsize/8) + 2*scratchPad)
+	c.scratch = a.takeOrHeap(2*min(partitionScratch, bsize/8) + scratchPad)
 	c.staging = a.takeOrHeap(maxPartitions * stagingStride)
 	if c.staging == nil {
 		c.staging = make([]byte, maxHeapRead)
@@ -160,7 +161,7 @@ func make16(b []byte) []uint16 {
 // bLo..bHi, and reports whether the window is to be partitioned: it is large enough to
 // gain from it and the partition map describes it.
 func (c *compaction) partition(rLo, rHi int64, bLo, bHi int) bool {
-	limit := len(c.scratch) - 2*scratchPad // bytes of records
+	limit := (len(c.scratch) - scratchPad) / 2 // bytes of records
 	if c.side == nil || (rHi-rLo)*int64(c.codec.Size()) <= 2*int64(limit) {
 		return false
 	}
@@ -204,12 +205,9 @@ func (c *compaction) fullRecords() (uint32, uint32) {
 func (c *compaction) fillPartitioned(rLo, rHi int64, bLo, bHi int) error {
 	start := time.Now()
 	rIn0, rIn1 := c.fullRecords()
+	shift, remMask, lo, span := c.bucketFilter(bLo, bHi)
 	var (
 		be      = binary.BigEndian
-		shift   = c.shift()
-		remMask = uint32(uint64(1)<<shift - 1)
-		lo      = uint32(bLo)
-		span    = uint32(bHi - bLo)
 		size    = c.codec.Size()
 		perLine = uint32(lineBytes / size)
 		parts   = c.parts
@@ -340,27 +338,22 @@ func (c *compaction) place(pt *partition, rIn0 uint32) error {
 		}
 		return nil
 	}
+	// The records go from the scratch's first half to the partition's range, or, when the
+	// range spans two buffers (a few partitions do), to the scratch's second half first.
+	half := (len(c.scratch) - scratchPad) / 2
 	scratch := c.scratch[:scratchPad+n*size]
 	off := index.TixHeaderSize + int64(pt.start)*int64(size)
 	c.win.get(off, scratch[scratchPad:])
+	bi, bo := c.win.locate(off - c.win.start)
+	var region []byte
+	split := bo+int64(n*size) > int64(len(c.win.bufs[bi]))
+	if split {
+		region = c.scratch[scratchPad+half : scratchPad+half+n*size]
+	} else {
+		region = c.win.bufs[bi][bo : bo+int64(n*size)]
+	}
 	side := c.side[pt.start-rIn0 : pt.end-rIn0]
 	be := binary.BigEndian
-	if bi, bo := c.win.locate(off - c.win.start); bo+int64(n*size) <= int64(len(c.win.bufs[bi])) {
-		// The partition lies in one buffer (as all but a few do): store into it directly.
-		region := c.win.bufs[bi][bo : bo+int64(n*size)]
-		for i, d := range side {
-			b := pt.b0 + uint32(d)
-			st := &c.bk[b]
-			if st.cur <= max(st.first, rIn0) {
-				return fmt.Errorf("compact index file: %w: bucket %d has more items than counted", segment.ErrSourceChanged, b)
-			}
-			st.cur--
-			o := scratchPad + i*size
-			at := int(st.cur-pt.start) * size
-			storeBE(region[at:at+size], be.Uint64(scratch[o+size-16:]), be.Uint64(scratch[o+size-8:]))
-		}
-		return nil
-	}
 	for i, d := range side {
 		b := pt.b0 + uint32(d)
 		st := &c.bk[b]
@@ -369,9 +362,11 @@ func (c *compaction) place(pt *partition, rIn0 uint32) error {
 		}
 		st.cur--
 		o := scratchPad + i*size
-		lo := be.Uint64(scratch[o+size-8:])
-		hi := be.Uint64(scratch[o+size-16:])
-		c.win.putRecord(index.TixHeaderSize+int64(st.cur)*int64(size), hi, lo, size)
+		at := int(st.cur-pt.start) * size
+		storeBE(region[at:at+size], be.Uint64(scratch[o+size-16:]), be.Uint64(scratch[o+size-8:]))
+	}
+	if split {
+		c.win.put(off, region)
 	}
 	return nil
 }

@@ -85,14 +85,8 @@ func (c *compaction) fill(rLo, rHi int64, bLo, bHi int) error {
 	for b := bLo; b <= bHi; b++ {
 		c.bk[b].cur = c.bucketEnd(b)
 	}
-	var (
-		be      = binary.BigEndian
-		shift   = c.shift()
-		remMask = uint32(uint64(1)<<shift - 1)
-		lo      = uint32(bLo)
-		span    = uint32(bHi - bLo)
-		size    = c.codec.Size()
-	)
+	shift, remMask, lo, span := c.bucketFilter(bLo, bHi)
+	be, size := binary.BigEndian, c.codec.Size()
 	err := c.scan(func(p []byte, first int) error {
 		for i := 0; i+index.IndexItemSize <= len(p); i += index.IndexItemSize {
 			q := p[i : i+index.IndexItemSize]
@@ -128,6 +122,14 @@ func (c *compaction) fill(rLo, rHi int64, bLo, bHi int) error {
 		}
 	}
 	return nil
+}
+
+// bucketFilter returns what a pass's loop needs to find the items of buckets bLo..bHi:
+// the shift from a mixed key hash to its bucket, the mask of its remainder, and lo and span
+// such that bucket b is in the range if b-lo <= span (unsigned: b < lo wraps around).
+func (c *compaction) bucketFilter(bLo, bHi int) (shift uint, remMask, lo, span uint32) {
+	shift = c.shift()
+	return shift, uint32(uint64(1)<<shift - 1), uint32(bLo), uint32(bHi - bLo)
 }
 
 // pack returns the record of the item q (item number n, remainder rem), after checking
