@@ -311,7 +311,11 @@ func scaleStore(ctx context.Context, o ScaleOptions, root string, st ScaleStore,
 			return run, err
 		}
 		run.Rsync = ScaleCopy{Usage: u, Files: n, Rate: float64(n) / u.Secs, Stopped: stopped}
-		run.Ratio = run.Once.Rate / run.Rsync.Rate
+		if n == 0 {
+			run.Rsync.Skipped = fmt.Sprintf("rsync copied nothing in %.1f s", u.Secs)
+		} else {
+			run.Ratio = run.Once.Rate / run.Rsync.Rate
+		}
 		logf("  rsync: %d files in %.1f s (%.0f files/s): tierd %.2fx", n, u.Secs, run.Rsync.Rate, run.Ratio)
 		if err := os.RemoveAll(w.rsyncDst); err != nil {
 			return run, err

@@ -59,8 +59,9 @@ func preset(mode string) (config, error) {
 		RSSSize: 1 << 30, RSSPools: []int64{16 << 20, 64 << 20}, RSSConcs: []int{1, 16},
 		S3Sizes: []int64{1 << 30, 4 << 30}, S3Concs: []int{1, 16}, S3MaxStored: 16 << 30, S3Runs: 3,
 		Slots: index.DefaultIndexSlots, Items: index.DefaultIndexItems, Fills: []int{1, 50, 100}, CompactRuns: 5,
-		SoakRounds: 50, SoakWorkers: 8, SoakDeadline: 45 * time.Minute, NaiveCeiling: 6 << 30,
-		ScaleStores: bench.DefaultScaleStores, ScaleRuns: 3, ScaleBudget: 2 * time.Minute, ScaleInterval: 3 * time.Second, ScaleDaemon: 3 * time.Minute,
+		// 30 soak rounds (about 19 minutes here) leave room for the scale section in the hour.
+		SoakRounds: 30, SoakWorkers: 8, SoakDeadline: 45 * time.Minute, NaiveCeiling: 6 << 30,
+		ScaleStores: bench.DefaultScaleStores, ScaleRuns: 3, ScaleBudget: 90 * time.Second, ScaleInterval: 3 * time.Second, ScaleDaemon: 2 * time.Minute,
 	}
 	switch mode {
 	case "default":
@@ -77,6 +78,7 @@ func preset(mode string) (config, error) {
 		c.ScaleRuns, c.ScaleBudget, c.ScaleInterval, c.ScaleDaemon = 1, 30*time.Second, time.Second, time.Minute
 	case "full":
 		c.PosixRuns, c.S3Runs, c.CompactRuns, c.ScaleRuns = 9, 5, 9, 5
+		c.SoakRounds = 50
 		c.ScaleBudget, c.ScaleDaemon = 10*time.Minute, 10*time.Minute
 		c.S3MaxStored = 64 << 30
 		c.SoakDeadline = time.Hour

@@ -55,7 +55,7 @@ func parseFlags(args []string, stderr io.Writer) (options, config, error) {
 	fs.StringVar(&o.command, "command", "", "the command line to print in the report (default: this program's)")
 	fs.StringVar(&o.format, "format", "svg", "plot format: svg or png")
 	fs.StringVar(&o.from, "from", "", "measure nothing: render the report and plots again from this results.json")
-	fs.StringVar(&o.keep, "keep", "", "results.json of an earlier run: the sections this run does not measure are taken from it, each marked with that run's command and date (e.g. -sections scale -keep benchmarks/results.json)")
+	fs.StringVar(&o.keep, "keep", "", "results.json of an earlier run: the sections this run does not measure are taken from it, each marked with that run's command and date (e.g. -sections scale -keep benchmarks/results.json); with -from, the sections that file lacks")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Hour, "stop measuring after this long (what is unfinished is reported as failed)")
 	apply := overrides(fs)
 	if err := fs.Parse(args); err != nil {
@@ -87,7 +87,7 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	if o.from != "" {
-		return rerender(o.from, o.out, o.plots, o.format, stderr)
+		return rerender(o.from, o.keep, o.out, o.plots, o.format, stderr)
 	}
 	if o.dir != "" {
 		os.Setenv("TIERD_BENCH_DIR", o.dir)
@@ -179,8 +179,9 @@ func keepSections(r *Report, file string) error {
 	return nil
 }
 
-// rerender writes the report and plots of the results in file.
-func rerender(file, out, plots, format string, stderr io.Writer) int {
+// rerender writes the report and plots of the results in file, with the sections it
+// lacks taken from keep if set.
+func rerender(file, keep, out, plots, format string, stderr io.Writer) int {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		fmt.Fprintln(stderr, "benchreport:", err)
@@ -190,6 +191,12 @@ func rerender(file, out, plots, format string, stderr io.Writer) int {
 	if err := json.Unmarshal(data, &r); err != nil {
 		fmt.Fprintf(stderr, "benchreport: %s: %v\n", file, err)
 		return 1
+	}
+	if keep != "" {
+		if err := keepSections(&r, keep); err != nil {
+			fmt.Fprintln(stderr, "benchreport:", err)
+			return 1
+		}
 	}
 	r.collect()
 	if err := write(&r, out, plots, format); err != nil {

@@ -188,7 +188,7 @@ func TestFlags(t *testing.T) {
 		}
 	}
 	f(nil, false, func(c config) {
-		if len(c.PosixSizes) != 2 || c.SoakRounds != 50 || c.SoakWorkers != 8 || c.Items != 20_000_000 || len(c.Sections) != 6 || len(c.ScaleStores) != 4 {
+		if len(c.PosixSizes) != 2 || c.SoakRounds != 30 || c.SoakWorkers != 8 || c.Items != 20_000_000 || len(c.Sections) != 6 || len(c.ScaleStores) != 4 {
 			t.Errorf("default config %+v", c)
 		}
 	})
@@ -260,6 +260,20 @@ func TestKeepSections(t *testing.T) {
 	if r2.Scale == nil || r2.Scale.Commit != "new" || len(r2.Kept) != 5 || byName["scale"].Command != "second" || byName["soak"].Command != "make bench-report" {
 		t.Fatalf("second keep: %+v", r2.Kept)
 	}
+	// -from a run of scale alone, -keep the rest: the same report from the tool.
+	scaleOnly := filepath.Join(dir, "scale.json")
+	data, _ = json.Marshal(&Report{Config: cfg2(cfg, "scale"), Command: "third", Scale: r.Scale})
+	if err := os.WriteFile(scaleOnly, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "merged", "BENCHMARKS.md")
+	var stderr bytes.Buffer
+	if code := run([]string{"-from", scaleOnly, "-keep", file, "-out", out}, &stderr); code != 0 {
+		t.Fatalf("-from -keep: exit %d: %s", code, stderr.String())
+	}
+	if md, err := os.ReadFile(out); err != nil || !bytes.Contains(md, []byte("| Section posix: from an earlier run | `make bench-report`")) || !bytes.Contains(md, []byte("## Scale")) {
+		t.Errorf("-from -keep report: %v", err)
+	}
 	if err := keepSections(r2, filepath.Join(dir, "missing.json")); err == nil {
 		t.Error("-keep of a missing file succeeded")
 	}
@@ -326,4 +340,9 @@ func TestResultsRoundTrip(t *testing.T) {
 	if len(back.Checks) != len(r.Checks) || len(back.Headline) != len(r.Headline) || back.Soak.Naive.MaxRSS != r.Soak.Naive.MaxRSS {
 		t.Errorf("round trip lost data")
 	}
+}
+
+func cfg2(c config, sections ...string) config {
+	c.Sections = sections
+	return c
 }
