@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tierd/tierd/segment"
+	"github.com/tierd/tierd/source"
 )
 
 // Daemon runs the offload loop. Create it with New; call Run or RunOnce once.
@@ -54,11 +55,11 @@ type retryState struct {
 
 type sourceState struct {
 	Source
-	sealer   *segment.Sealer
+	sealer   *source.Sealer
 	lastScan time.Time
 	sealed   int
-	pending  []segment.Pending
-	skipped  []segment.Skipped
+	pending  []source.Pending
+	skipped  []source.Skipped
 	scanErr  error
 }
 
@@ -99,7 +100,7 @@ func New(cfg Config) (*Daemon, error) {
 		passDone: map[jobID]bool{},
 	}
 	for _, s := range cfg.Sources {
-		sealer, err := segment.NewSealer(s.SealGrace)
+		sealer, err := source.NewSealer(s.SealGrace)
 		if err != nil {
 			return nil, fmt.Errorf("source %s: %w", s.Name, err)
 		}
@@ -348,7 +349,7 @@ func (d *Daemon) scan(ctx context.Context) {
 }
 
 // noteSkipped logs each skipped file once (one clear line), not at every scan.
-func (d *Daemon) noteSkipped(s *sourceState, skipped []segment.Skipped) {
+func (d *Daemon) noteSkipped(s *sourceState, skipped []source.Skipped) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, sk := range skipped {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tierd/tierd/segment"
+	"github.com/tierd/tierd/source"
 )
 
 // ScanReport is a dry run: what is sealed, what is not and why, what was skipped, and
@@ -22,8 +23,8 @@ type SourceReport struct {
 	Root     string            `json:"path"`
 	Error    string            `json:"error,omitempty"`
 	Sealed   []segment.Segment `json:"sealed"`
-	Unsealed []segment.Pending `json:"unsealed"`
-	Skipped  []segment.Skipped `json:"skipped"`
+	Unsealed []source.Pending  `json:"unsealed"`
+	Skipped  []source.Skipped  `json:"skipped"`
 }
 
 // TierReport is what the policy of one tier would do.

@@ -23,6 +23,7 @@ import (
 	"github.com/tierd/tierd/posix"
 	"github.com/tierd/tierd/record"
 	"github.com/tierd/tierd/segment"
+	"github.com/tierd/tierd/source"
 )
 
 // queryMessage is one message `tierd query` found.
@@ -388,7 +389,7 @@ func (q *query) rocketMQSource(name string) (daemon.Source, int64, error) {
 		}
 		size := s.RocketMQ.CommitLogFileSize.Int64()
 		if size <= 0 {
-			size = segment.DefaultCommitLogFileSize
+			size = source.DefaultCommitLogFileSize
 		}
 		return q.a.srcs[i], size, nil
 	}

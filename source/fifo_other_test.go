@@ -1,8 +1,12 @@
 //go:build !unix
 
-package segment
+package source
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/tierd/tierd/segment"
+)
 
 func mkfifo(t *testing.T, path string) {
 	t.Helper()

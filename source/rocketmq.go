@@ -1,4 +1,4 @@
-package segment
+package source
 
 import (
 	"cmp"
@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tierd/tierd/segment"
 )
 
 // rocketMQ implements LayoutRocketMQ.
@@ -43,7 +45,7 @@ func (l *rocketMQ) Scan(ctx context.Context, root string) (ScanResult, error) {
 		return ScanResult{}, err
 	} else if ok {
 		if err := l.scanOffsetSeq(s, offsetSeq{
-			kind: KindCommitLog, seq: "commitlog", dir: "commitlog",
+			kind: segment.KindCommitLog, seq: "commitlog", dir: "commitlog",
 			fileSize: l.opts.CommitLogFileSize, sizeName: "commitlog_file_size", open: 2,
 		}); err != nil {
 			return ScanResult{}, err
@@ -88,7 +90,7 @@ func (l *rocketMQ) ownedDir(s *scan, name string) (bool, error) {
 
 // offsetSeq describes a sequence of files named by their 20-digit start offset.
 type offsetSeq struct {
-	kind     Kind
+	kind     segment.Kind
 	seq      string
 	dir      string // relative to the root
 	fileSize int64
@@ -190,7 +192,7 @@ func (l *rocketMQ) scanConsumeQueues(s *scan) error {
 				continue
 			}
 			if err := l.scanOffsetSeq(s, offsetSeq{
-				kind: KindConsumeQueue, seq: qrel, dir: qrel,
+				kind: segment.KindConsumeQueue, seq: qrel, dir: qrel,
 				fileSize: l.opts.ConsumeQueueFileSize, sizeName: "consumequeue_file_size", open: 1,
 			}); err != nil {
 				return err
@@ -242,7 +244,7 @@ func (l *rocketMQ) scanIndex(s *scan) error {
 			s.skip(rel, "size %d, want %d (40 + index_hash_slots %d x 4 + index_items %d x 20): corrupt, foreign, or a different broker setting",
 				size, want, l.opts.IndexHashSlots, l.opts.IndexItems)
 		default:
-			files = append(files, s.candidate(KindIndex, "index", rel, e.info))
+			files = append(files, s.candidate(segment.KindIndex, "index", rel, e.info))
 		}
 	}
 	slices.SortFunc(files, func(a, b Candidate) int { return strings.Compare(a.Rel, b.Rel) })

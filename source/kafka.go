@@ -1,4 +1,4 @@
-package segment
+package source
 
 import (
 	"cmp"
@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+
+	"github.com/tierd/tierd/segment"
 )
 
 // kafka implements LayoutKafka.
@@ -26,17 +28,17 @@ var (
 // kafkaFile describes a segment file suffix.
 type kafkaFile struct {
 	ext   string
-	kind  Kind
+	kind  segment.Kind
 	entry int64 // entry size a closed file's size is a multiple of; 0: none
 }
 
 // kafkaFiles is in the order files of one base offset are listed.
 var kafkaFiles = []kafkaFile{
-	{".log", KindKafkaLog, 0},
-	{".index", KindKafkaOffsetIndex, 8},
-	{".timeindex", KindKafkaTimeIndex, 12},
-	{".txnindex", KindKafkaTxnIndex, 34},
-	{".snapshot", KindKafkaSnapshot, 0},
+	{".log", segment.KindKafkaLog, 0},
+	{".index", segment.KindKafkaOffsetIndex, 8},
+	{".timeindex", segment.KindKafkaTimeIndex, 12},
+	{".txnindex", segment.KindKafkaTxnIndex, 34},
+	{".snapshot", segment.KindKafkaSnapshot, 0},
 }
 
 // Scan implements Layout.
@@ -152,7 +154,7 @@ func (l *kafka) scanPartition(s *scan, dir string) error {
 			continue
 		}
 		files = append(files, file{off, slices.Index(kafkaFiles, kf), kf, s.candidate(kf.kind, dir, rel, e.info)})
-		if kf.kind == KindKafkaLog {
+		if kf.kind == segment.KindKafkaLog {
 			logs[off] = true
 			active, hasLog = max(active, off), true
 		}
@@ -165,11 +167,11 @@ func (l *kafka) scanPartition(s *scan, dir string) error {
 	for _, f := range files {
 		c := f.c
 		switch {
-		case f.kf.kind == KindKafkaSnapshot && !hasLog:
+		case f.kf.kind == segment.KindKafkaSnapshot && !hasLog:
 			c.Why = "producer snapshot in a partition without a log segment"
-		case f.kf.kind == KindKafkaSnapshot && f.off >= active:
+		case f.kf.kind == segment.KindKafkaSnapshot && f.off >= active:
 			c.Why = "producer snapshot at or after the active segment's base offset: it may still be being written"
-		case f.kf.kind == KindKafkaSnapshot:
+		case f.kf.kind == segment.KindKafkaSnapshot:
 			c.Closed, c.Why = true, "the broker has rolled past it: "+activeName+" exists"
 		case !logs[f.off]:
 			s.skip(c.Rel, "no %s.log for this index: the segment is being deleted, or the file is foreign", offsetName(f.off))

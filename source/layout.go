@@ -1,4 +1,4 @@
-package segment
+package source
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/tierd/tierd/segment"
 )
 
 // Layout knows how one broker lays out its files: which files are segments, which
@@ -153,7 +155,7 @@ func (o LayoutOptions) withDefaults() (LayoutOptions, error) {
 	def(&o.IndexHashSlots, DefaultIndexHashSlots)
 	def(&o.IndexItems, DefaultIndexItems)
 	var errs []error
-	if err := CheckName(o.Source); err != nil {
+	if err := segment.CheckName(o.Source); err != nil {
 		errs = append(errs, fmt.Errorf("source: %w", err))
 	}
 	// The broker holds each of these in a Java int.
@@ -226,8 +228,8 @@ func (s *scan) skip(rel, format string, args ...any) {
 }
 
 // candidate makes a candidate for the file at rel.
-func (s *scan) candidate(kind Kind, seq, rel string, fi fs.FileInfo) Candidate {
-	return Candidate{Segment: Segment{
+func (s *scan) candidate(kind segment.Kind, seq, rel string, fi fs.FileInfo) Candidate {
+	return Candidate{Segment: segment.Segment{
 		Source:  s.res.Source,
 		Kind:    kind,
 		Path:    filepath.Join(s.root, filepath.FromSlash(rel)),

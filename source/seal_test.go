@@ -1,4 +1,4 @@
-package segment
+package source
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tierd/tierd/segment"
 )
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -22,8 +24,8 @@ func file(name string, closed bool, size int64, mtime time.Time) Candidate {
 	if closed {
 		why = "newer file exists"
 	}
-	return Candidate{Segment: Segment{
-		Source: "s", Kind: KindConsumeQueue, Path: "/r/q/" + name, Rel: "q/" + name, Seq: "q",
+	return Candidate{Segment: segment.Segment{
+		Source: "s", Kind: segment.KindConsumeQueue, Path: "/r/q/" + name, Rel: "q/" + name, Seq: "q",
 		Size: size, ModTime: mtime,
 	}, Closed: closed, Why: why}
 }

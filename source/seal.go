@@ -1,14 +1,16 @@
-package segment
+package source
 
 import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/tierd/tierd/segment"
 )
 
 // Pending is a candidate that is not sealed yet, and why.
 type Pending struct {
-	Segment
+	segment.Segment
 	Why string
 }
 
@@ -53,7 +55,7 @@ func NewSealer(grace time.Duration) (*Sealer, error) {
 // Observe records the scan res, taken at now (the caller's clock, so tests can move it),
 // and splits its candidates into sealed segments and pending ones with the reason. It
 // returns every sealed segment each time, not only newly sealed ones, in scan order.
-func (s *Sealer) Observe(res ScanResult, now time.Time) (sealed []Segment, pending []Pending) {
+func (s *Sealer) Observe(res ScanResult, now time.Time) (sealed []segment.Segment, pending []Pending) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prev := s.seen[res.Root]

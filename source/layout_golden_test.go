@@ -1,4 +1,4 @@
-package segment
+package source
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tierd/tierd/segment"
 )
 
 var update = flag.Bool("update", false, "rewrite the want.txt files of the layout golden tests")
@@ -117,13 +119,13 @@ func checkScan(t *testing.T, res ScanResult, root, source string) {
 			if c.Seq != seq.Name || c.Source != source {
 				t.Errorf("%s: seq %q source %q in sequence %q", c.Rel, c.Seq, c.Source, seq.Name)
 			}
-			if _, err := ParseKind(string(c.Kind)); err != nil {
+			if _, err := segment.ParseKind(string(c.Kind)); err != nil {
 				t.Errorf("%s: %v", c.Rel, err)
 			}
 			if want := filepath.Join(root, filepath.FromSlash(c.Rel)); c.Path != want {
 				t.Errorf("%s: path %q, want %q", c.Rel, c.Path, want)
 			}
-			if p, err := LocalPath(root, c.Rel); err != nil || p != c.Path {
+			if p, err := segment.LocalPath(root, c.Rel); err != nil || p != c.Path {
 				t.Errorf("%s: LocalPath = %q, %v", c.Rel, p, err)
 			}
 			fi, err := os.Lstat(c.Path)
@@ -138,7 +140,7 @@ func checkScan(t *testing.T, res ScanResult, root, source string) {
 				t.Errorf("%s: %v", c.Rel, err)
 				continue
 			}
-			node, src, rel, compacted, err := ParseObjectKey(k)
+			node, src, rel, compacted, err := segment.ParseObjectKey(k)
 			if err != nil || node != "node-a" || src != source || rel != c.Rel || compacted {
 				t.Errorf("%s: key %q parses to %q %q %q %v %v", c.Rel, k, node, src, rel, compacted, err)
 			}
@@ -173,7 +175,7 @@ func checkSealed(t *testing.T, res ScanResult) {
 	later := time.Now().Add(time.Hour)
 	s.Observe(res, later)
 	sealed, pending := s.Observe(res, later)
-	var closed []Segment
+	var closed []segment.Segment
 	open := map[string]string{}
 	for _, c := range res.Candidates() {
 		if c.Closed {

@@ -1,4 +1,4 @@
-package segment
+package source
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tierd/tierd/segment"
 )
 
 func TestNewLayoutErrors(t *testing.T) {
@@ -182,32 +184,6 @@ func TestParseNames(t *testing.T) {
 	topic("a b", false)
 }
 
-func TestKinds(t *testing.T) {
-	f := func(k Kind, index, compactable bool) {
-		t.Helper()
-		if k.IsIndex() != index || k.Compactable() != compactable {
-			t.Fatalf("%s: IsIndex %v Compactable %v", k, k.IsIndex(), k.Compactable())
-		}
-		if got, err := ParseKind(k.String()); err != nil || got != k {
-			t.Fatalf("ParseKind(%q) = %q, %v", k, got, err)
-		}
-	}
-	f(KindCommitLog, false, false)
-	f(KindConsumeQueue, false, false)
-	f(KindIndex, true, true)
-	f(KindKafkaLog, false, false)
-	f(KindKafkaOffsetIndex, true, false)
-	f(KindKafkaTimeIndex, true, false)
-	f(KindKafkaTxnIndex, true, false)
-	f(KindKafkaSnapshot, false, false)
-	if len(kinds) != 8 {
-		t.Fatalf("%d kinds, want 8", len(kinds))
-	}
-	if _, err := ParseKind("kafka-index"); err == nil {
-		t.Fatal("ParseKind accepted an unknown kind")
-	}
-}
-
 // FuzzParsePartitionDir checks the partition-directory parser on any name: no panic, and
 // an accepted name is exactly "<topic>-<partition>".
 func FuzzParsePartitionDir(f *testing.F) {
@@ -222,7 +198,7 @@ func FuzzParsePartitionDir(f *testing.F) {
 		if got := topic + "-" + strconv.Itoa(int(partition)); got != name || !validKafkaTopic(topic) || partition < 0 {
 			t.Fatalf("%q parsed to %q %d", name, topic, partition)
 		}
-		if _, err := ObjectKey("n", "s", name+"/"+offsetName(0)+".log"); err != nil {
+		if _, err := segment.ObjectKey("n", "s", name+"/"+offsetName(0)+".log"); err != nil {
 			t.Fatalf("accepted partition dir %q makes no key: %v", name, err)
 		}
 	})
