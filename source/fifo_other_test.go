@@ -2,11 +2,7 @@
 
 package source
 
-import (
-	"testing"
-
-	"github.com/tierd/tierd/segment"
-)
+import "testing"
 
 func mkfifo(t *testing.T, path string) {
 	t.Helper()
