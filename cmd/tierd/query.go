@@ -20,7 +20,7 @@ import (
 	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/daemon"
 	"github.com/tierd/tierd/index"
-	"github.com/tierd/tierd/posix"
+	"github.com/tierd/tierd/localfile"
 	"github.com/tierd/tierd/record"
 	"github.com/tierd/tierd/segment"
 	"github.com/tierd/tierd/source"
@@ -356,7 +356,7 @@ func (q *query) openCommitLog(ctx context.Context, src daemon.Source, source, re
 		return nil, err
 	}
 	// Small windows: a query reads a few KiB here and there, not whole files.
-	r, err := posix.OpenFile(path, posix.ReadOptions{Window: 64 << 10})
+	r, err := localfile.Open(ctx, path, localfile.ReadOptions{Window: 64 << 10})
 	if err == nil {
 		return &commitLogFile{r: r, size: r.Size(), from: "local", c: r}, nil
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tierd/tierd/bufpool"
 	"github.com/tierd/tierd/compactor"
+	"github.com/tierd/tierd/localfile"
 	"github.com/tierd/tierd/posix"
 	"github.com/tierd/tierd/s3"
 	"github.com/tierd/tierd/segment"
@@ -142,7 +143,7 @@ func parallel(n int, fn func(i int) error) error {
 // polluting the page cache (O_DIRECT for a direct-mode tier, else pages dropped behind the
 // reader), stream it into the tier through the pool, commit.
 func CopyToTier(ctx context.Context, tier segment.Backend, direct bool, pool *bufpool.Pool, src string, key segment.Key) error {
-	r, err := posix.OpenFile(src, posix.ReadOptions{Direct: direct})
+	r, err := localfile.Open(ctx, src, localfile.ReadOptions{Direct: direct})
 	if err != nil {
 		return fmt.Errorf("open %s: %w", src, err)
 	}
@@ -179,7 +180,7 @@ func (j childJob) posixCopy(ctx context.Context) (res childResult, err error) {
 // reads in the page cache until the end (later passes read from memory), compact it into
 // the tier, commit.
 func CompactToTier(ctx context.Context, tier segment.Backend, pool *bufpool.Pool, src string, key segment.Key, opts compactor.Options) (compactor.Result, error) {
-	r, err := posix.OpenFile(src, posix.ReadOptions{Direct: true, DropAtClose: true})
+	r, err := localfile.Open(ctx, src, localfile.ReadOptions{Direct: true, DropAtClose: true})
 	if err != nil {
 		return compactor.Result{}, fmt.Errorf("open %s: %w", src, err)
 	}
@@ -243,7 +244,7 @@ func (j childJob) s3Upload(ctx context.Context) (res childResult, err error) {
 	var mu sync.Mutex
 	err = parallel(len(j.Keys), func(i int) error {
 		// One reader per upload, as the daemon opens one per job (read_mode fadvise).
-		r, err := posix.OpenFile(j.Src, posix.ReadOptions{})
+		r, err := localfile.Open(ctx, j.Src, localfile.ReadOptions{})
 		if err != nil {
 			return err
 		}

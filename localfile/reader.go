@@ -1,10 +1,9 @@
-package posix
+package localfile
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"sync"
@@ -54,16 +53,17 @@ type windowState struct {
 
 var _ segment.Reader = (*FileReader)(nil)
 
-// OpenFile opens path for reading.
-func OpenFile(path string, opts ReadOptions) (*FileReader, error) {
-	f, fi, err := openFile(path)
+// Open opens path for reading. ctx governs every ReadAt: once it ends, reads fail with
+// its error.
+func Open(ctx context.Context, path string, opts ReadOptions) (*FileReader, error) {
+	f, fi, err := OpenFile(path)
 	if err != nil {
 		return nil, err
 	}
 	if opts.Window <= 0 {
 		opts.Window = DefaultWindow
 	}
-	r := &FileReader{f: f, size: fi.Size(), ctx: context.Background(), window: roundUp(opts.Window, pageSize), windows: map[int64]*windowState{}, keep: opts.DropAtClose}
+	r := &FileReader{f: f, size: fi.Size(), ctx: ctx, window: roundUp(opts.Window, pageSize), windows: map[int64]*windowState{}, keep: opts.DropAtClose}
 	noReadahead(int(f.Fd()))
 	if opts.Direct {
 		if df, err := os.OpenFile(path, os.O_RDONLY|oDirect, 0); err == nil {
@@ -73,17 +73,19 @@ func OpenFile(path string, opts ReadOptions) (*FileReader, error) {
 	return r, nil
 }
 
-var errIsDir = errors.New("is a directory")
+// ErrIsDir is returned by Open and OpenFile for a directory.
+var ErrIsDir = errors.New("is a directory")
 
-// openFile opens path for reading, refusing directories.
-func openFile(path string) (*os.File, os.FileInfo, error) {
+// OpenFile opens path for reading, refusing directories (ErrIsDir), and returns its
+// FileInfo.
+func OpenFile(path string) (*os.File, os.FileInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	fi, err := f.Stat()
 	if err == nil && fi.IsDir() {
-		err = fmt.Errorf("%s: %w", path, errIsDir)
+		err = fmt.Errorf("%s: %w", path, ErrIsDir)
 	}
 	if err != nil {
 		f.Close()
@@ -222,30 +224,4 @@ func (r *FileReader) Close() error {
 		r.df.Close()
 	}
 	return r.f.Close()
-}
-
-// checksumFile computes the CRC-32C of a file, reading it without polluting the cache.
-func checksumFile(ctx context.Context, path string, window int64) (uint32, error) {
-	r, err := OpenFile(path, ReadOptions{Window: window})
-	if err != nil {
-		return 0, err
-	}
-	r.ctx = ctx
-	defer r.Close()
-	return Checksum(r, r.size)
-}
-
-// Checksum returns the CRC-32C of the first size bytes of r, reading 64 KiB at a time.
-func Checksum(r io.ReaderAt, size int64) (uint32, error) {
-	buf := make([]byte, 64<<10)
-	var crc uint32
-	for off := int64(0); off < size; {
-		n, err := r.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
-		crc = crc32.Update(crc, segment.Castagnoli, buf[:n])
-		off += int64(n)
-		if err != nil && (off < size || !errors.Is(err, io.EOF)) {
-			return 0, err
-		}
-	}
-	return crc, nil
 }
