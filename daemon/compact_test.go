@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/tierd/tierd/catalog"
+	"github.com/tierd/tierd/devtools/brokersim"
 	"github.com/tierd/tierd/index"
-	"github.com/tierd/tierd/internal/brokersim"
 	"github.com/tierd/tierd/segment"
 	"github.com/tierd/tierd/source"
 )

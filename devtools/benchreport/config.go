@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tierd/tierd/devtools/bench"
 	"github.com/tierd/tierd/index"
-	"github.com/tierd/tierd/internal/bench"
 )
 
 // config is what a report measures. A mode sets every field; flags change single ones.

@@ -12,7 +12,7 @@ import (
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 
-	"github.com/tierd/tierd/internal/bench"
+	"github.com/tierd/tierd/devtools/bench"
 )
 
 // drawPlots draws the report's plots into dir as files of format (svg or png) and returns

@@ -1,21 +1,13 @@
-package posix_test
+package bench_test
 
 import (
 	"context"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/tierd/tierd/internal/bench"
+	"github.com/tierd/tierd/devtools/bench"
 )
-
-// TestMain lets the benchmarks run each measured copy in a child process (this test
-// binary again; see bench.MaybeChild). Without TIERD_BENCH_CHILD it only runs the tests.
-func TestMain(m *testing.M) {
-	bench.MaybeChild()
-	os.Exit(m.Run())
-}
 
 // BenchmarkCopy copies cold 1 GiB and 4 GiB files (TIERD_BENCH_SIZES) into a posix tier
 // in each write mode and, in the same runs and interleaved with them, times the durable
@@ -24,7 +16,7 @@ func TestMain(m *testing.M) {
 // page-cache residency after each copy. TIERD_BENCH_RUNS sets the runs (default 5),
 // TIERD_BENCH_DIR where the files live. `make bench-report` runs the same measurement.
 //
-//	go test -run '^$' -bench BenchmarkCopy -benchtime 1x ./posix/
+//	go test -run '^$' -bench BenchmarkCopy -benchtime 1x ./devtools/bench/
 func BenchmarkCopy(b *testing.B) {
 	dir := benchDir(b)
 	sizes, err := bench.EnvSizes("TIERD_BENCH_SIZES", "1GiB,4GiB")
@@ -56,7 +48,7 @@ func BenchmarkCopy(b *testing.B) {
 // buffers, in each write mode (bench.PosixRSS). Goal: peak RSS <= pool + 48 MiB; a run
 // past it fails the benchmark.
 //
-//	go test -run '^$' -bench BenchmarkCopyRSS -benchtime 1x ./posix/
+//	go test -run '^$' -bench BenchmarkCopyRSS -benchtime 1x ./devtools/bench/
 func BenchmarkCopyRSS(b *testing.B) {
 	size, err := bench.EnvSize("TIERD_BENCH_RSS_SIZE", 1<<30)
 	if err != nil {

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tierd/tierd/internal/brokersim"
+	"github.com/tierd/tierd/devtools/brokersim"
 )
 
 // printSummary prints what a run wrote: counts per file kind, or the summary as JSON.

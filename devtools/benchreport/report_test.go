@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tierd/tierd/internal/bench"
+	"github.com/tierd/tierd/devtools/bench"
 )
 
 func stat(xs ...float64) bench.Stat { return bench.Stat{Runs: xs, Median: bench.Median(xs)} }
@@ -206,27 +206,6 @@ func TestCheckSpace(t *testing.T) {
 	small.PosixSizes = []int64{1 << 20}
 	if err := checkSpace(small, t.TempDir()); err != nil {
 		t.Errorf("checkSpace of a tiny run: %v", err)
-	}
-}
-
-func TestTB(t *testing.T) {
-	tb := newTB("x", t.TempDir(), &bytes.Buffer{})
-	var order []int
-	tb.Cleanup(func() { order = append(order, 1) })
-	tb.Cleanup(func() { order = append(order, 2) })
-	d := tb.TempDir()
-	if err := guard(func() error { tb.Fatalf("boom %d", 7); return nil }); err == nil || err.Error() != "boom 7" || !tb.Failed() {
-		t.Errorf("guard(Fatalf) = %v", err)
-	}
-	if err := guard(func() error { tb.Skip("no minio"); return nil }); err == nil || !tb.Skipped() {
-		t.Errorf("guard(Skip) = %v", err)
-	}
-	tb.cleanup()
-	if len(order) != 2 || order[0] != 2 || order[1] != 1 {
-		t.Errorf("cleanups ran %v, want [2 1]", order)
-	}
-	if _, err := os.Stat(d); !os.IsNotExist(err) {
-		t.Errorf("TempDir %s left after cleanup: %v", d, err)
 	}
 }
 

@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tierd/tierd/devtools/brokersim"
 	"github.com/tierd/tierd/index"
-	"github.com/tierd/tierd/internal/brokersim"
 )
 
 func newKafkaCmd(g *globalFlags) *cobra.Command {

@@ -1,20 +1,12 @@
-package compactor_test
+package bench_test
 
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 
-	"github.com/tierd/tierd/internal/bench"
+	"github.com/tierd/tierd/devtools/bench"
 )
-
-// TestMain lets the benchmark run each measured compaction in a child process (this test
-// binary again; see bench.MaybeChild). Without TIERD_BENCH_CHILD it only runs the tests.
-func TestMain(m *testing.M) {
-	bench.MaybeChild()
-	os.Exit(m.Run())
-}
 
 // BenchmarkCompact compacts full-size IndexFiles (5,000,000 slots, 20,000,000 items,
 // 420,000,040 bytes, generated once into $TIERD_BENCH_DIR and kept) at 1 %, 50 % and
@@ -26,7 +18,7 @@ func TestMain(m *testing.M) {
 // (goal <= 18), and the ranged reads a lookup makes (goal <= 2), over a sample of the
 // file's own key hashes.
 //
-//	go test -run '^$' -bench BenchmarkCompact -benchtime 1x -timeout 60m ./compactor/
+//	go test -run '^$' -bench BenchmarkCompact -benchtime 1x -timeout 60m ./devtools/bench/
 //
 // TIERD_BENCH_RUNS sets the runs per fill (default 5), TIERD_BENCH_COMPACT_POOL the pool
 // (default 64MiB of 8 MiB buffers), TIERD_BENCH_COMPACT_BUFFERS the pool buffers a

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"text/template"
 
-	"github.com/tierd/tierd/internal/bench"
+	"github.com/tierd/tierd/devtools/bench"
 )
 
 //go:embed report.md.tmpl

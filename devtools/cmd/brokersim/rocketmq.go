@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tierd/tierd/internal/brokersim"
+	"github.com/tierd/tierd/devtools/brokersim"
 )
 
 func newRocketMQCmd(g *globalFlags) *cobra.Command {

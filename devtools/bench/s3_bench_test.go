@@ -1,4 +1,4 @@
-package s3_test
+package bench_test
 
 import (
 	"context"
@@ -7,16 +7,9 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/tierd/tierd/internal/bench"
-	"github.com/tierd/tierd/internal/miniotest"
+	"github.com/tierd/tierd/devtools/bench"
+	"github.com/tierd/tierd/devtools/miniotest"
 )
-
-// TestMain lets the benchmark run each measured upload in a child process (this test
-// binary again; see bench.MaybeChild). Without TIERD_BENCH_CHILD it only runs the tests.
-func TestMain(m *testing.M) {
-	bench.MaybeChild()
-	os.Exit(m.Run())
-}
 
 // BenchmarkUpload uploads the same cold file to the same MinIO with tierd (each driver,
 // a child process per upload, reading the file as the daemon does) and with `mc cp`,
@@ -27,7 +20,7 @@ func TestMain(m *testing.M) {
 // Sizes come from TIERD_BENCH_S3_SIZES (default "64MiB", so that `make bench` stays
 // quick); the issue's numbers come from `make bench-report`, or
 //
-//	TIERD_BENCH_S3_SIZES=1GiB,4GiB go test -run '^$' -bench BenchmarkUpload -benchtime 3x -timeout 60m ./s3/
+//	TIERD_BENCH_S3_SIZES=1GiB,4GiB go test -run '^$' -bench BenchmarkUpload -benchtime 3x -timeout 60m ./devtools/bench/
 //
 // Each size is uploaded once and 16 times at once (to 16 keys), the latter only for sizes
 // up to 256 MiB, so that MinIO never holds more than 4 GiB at once. The runs are b.N

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tierd/tierd/internal/bench"
+	"github.com/tierd/tierd/devtools/bench"
 )
 
 // Report is everything a run measured, as written to results.json and rendered into

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -76,5 +77,36 @@ func TestTLS(t *testing.T) {
 	if err == nil {
 		resp.Body.Close()
 		t.Fatal("a client without the test CA trusted the server")
+	}
+}
+
+// TestLaunch runs a server the way a program does (no testing.TB): it serves, mc works
+// against it, and Close stops it and removes everything it made.
+func TestLaunch(t *testing.T) {
+	if _, err := FindBin("TIERD_MINIO_BIN", "minio"); err != nil {
+		skipOrFail(t, err)
+	}
+	parent, dataParent := t.TempDir(), t.TempDir()
+	s, err := Launch(Options{Dir: parent, DataDir: dataParent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.t != nil {
+		t.Fatal("a launched server holds a testing.TB")
+	}
+	roundTrip(t, s, "x", []byte("launched"))
+	if out, err := s.MC("cat", Alias+"/"+s.Bucket+"/x"); err != nil || string(out) != "launched" {
+		t.Errorf("mc cat = %q, %v", out, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s.PID() != 0 {
+		t.Error("PID after Close is not 0")
+	}
+	for _, d := range []string{parent, dataParent} {
+		if left, _ := os.ReadDir(d); len(left) != 0 {
+			t.Errorf("Close left %d entries in %s", len(left), d)
+		}
 	}
 }

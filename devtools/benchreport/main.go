@@ -24,8 +24,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tierd/tierd/internal/bench"
-	"github.com/tierd/tierd/internal/miniotest"
+	"github.com/tierd/tierd/devtools/bench"
+	"github.com/tierd/tierd/devtools/miniotest"
 )
 
 func main() {
@@ -157,7 +157,7 @@ func measure(ctx context.Context, r *Report, dir string, logf func(string, ...an
 			return
 		}
 		start := time.Now()
-		if err := guard(f); err != nil {
+		if err := f(); err != nil {
 			r.Errors = append(r.Errors, fmt.Sprintf("%s: %v", name, err))
 			logf("%s failed: %v", name, err)
 		}
@@ -182,24 +182,22 @@ func measure(ctx context.Context, r *Report, dir string, logf func(string, ...an
 	if !cfg.has("s3") && !cfg.has("soak") {
 		return
 	}
-	t := newTB("benchreport", dir, io.Discard)
-	defer t.cleanup()
-	var srv bench.S3Server
-	if err := guard(func() error {
-		dataDir := filepath.Join(dir, "minio-data")
-		if err := os.MkdirAll(dataDir, 0o755); err != nil {
-			return err
-		}
-		s := miniotest.StartWith(t, miniotest.Options{DataDir: dataDir})
-		r.Machine.Tools["minio"] = bench.ToolVersion(minioBin(), "--version")
-		r.Machine.Tools["mc"] = bench.ToolVersion(miniotest.MCBin(t), "--version")
-		srv = bench.MinIO(s, dataDir)
-		return nil
-	}); err != nil {
+	s, err := startMinIO(dir)
+	if err != nil {
 		r.Errors = append(r.Errors, fmt.Sprintf("s3, soak: cannot start MinIO: %v", err))
 		logf("cannot start MinIO: %v", err)
 		return
 	}
+	defer func() {
+		if err := s.Close(); err != nil {
+			logf("stopping MinIO: %v", err)
+		}
+	}()
+	r.Machine.Tools["minio"] = bench.ToolVersion(minioBin(), "--version")
+	if mc, err := miniotest.FindBin("TIERD_MC_BIN", "mc"); err == nil {
+		r.Machine.Tools["mc"] = bench.ToolVersion(mc, "--version")
+	}
+	srv := bench.MinIO(s, filepath.Join(dir, "minio-data"))
 	section("s3", func() error {
 		res, err := bench.S3(ctx, bench.S3Options{Dir: dir, Server: srv, Sizes: cfg.S3Sizes, Concs: cfg.S3Concs, MaxStored: cfg.S3MaxStored,
 			Runs: cfg.S3Runs, Rclone: r.Rclone.Path, Logf: logf})
@@ -212,6 +210,16 @@ func measure(ctx context.Context, r *Report, dir string, logf func(string, ...an
 		r.Soak = &res
 		return err
 	})
+}
+
+// startMinIO runs the MinIO server the s3 and soak sections measure against, with its
+// data under dir/minio-data.
+func startMinIO(dir string) (*miniotest.Server, error) {
+	dataDir := filepath.Join(dir, "minio-data")
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, err
+	}
+	return miniotest.Launch(miniotest.Options{Dir: dir, DataDir: dataDir})
 }
 
 // minioBin is the MinIO server binary miniotest runs.
