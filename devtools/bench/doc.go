@@ -4,7 +4,7 @@
 // same bytes, and a memory soak of the seeds' scenario next to a deliberately naive
 // offloader. It is the one source of truth for these measurements: the `go test -bench`
 // entry points in posix/, s3/ and compactor/ and the report generator
-// (internal/benchreport, `make bench-report`) call the same functions and get the same
+// (devtools/benchreport, `make bench-report`) call the same functions and get the same
 // structured results back.
 //
 // What it promises about the numbers:

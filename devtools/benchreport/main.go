@@ -3,10 +3,10 @@
 // in each write mode against dd, peak RSS of concurrent copies against the pool, RocketMQ
 // IndexFile compaction against dd reading and writing the same bytes, the S3 tier with
 // each driver against mc (and rclone when installed), and the seeds' memory soak next to
-// a deliberately naive offloader. Every measurement is internal/bench's, the same the
+// a deliberately naive offloader. Every measurement is devtools/bench's, the same the
 // `go test -bench` entry points run. `make bench-report` runs it:
 //
-//	go run ./internal/benchreport [-mode quick|default|full] [-out BENCHMARKS.md] [flags]
+//	go run ./devtools/benchreport [-mode quick|default|full] [-out BENCHMARKS.md] [flags]
 //
 // It exits 1 when a section failed (the report says which and why) and 2 on bad flags.
 package main
@@ -69,7 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (options, config, error) {
 		err = apply(&cfg)
 	}
 	if o.command == "" {
-		o.command = strings.TrimSpace("go run ./internal/benchreport " + strings.Join(args, " "))
+		o.command = strings.TrimSpace("go run ./devtools/benchreport " + strings.Join(args, " "))
 	}
 	return o, cfg, err
 }
