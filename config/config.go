@@ -90,9 +90,13 @@ type Tier struct {
 	Type         TierType `yaml:"type" json:"type" oneof:"posix|s3"`
 	OffloadAfter Duration `yaml:"offload_after" json:"offload_after"`
 	RetainFor    Duration `yaml:"retain_for" json:"retain_for"`
-	MaxBytes     Size     `yaml:"max_bytes" json:"max_bytes"`
-	RateLimit    Rate     `yaml:"rate_limit" json:"rate_limit"`
-	Concurrency  int      `yaml:"concurrency" json:"concurrency"`
+	// SupersededRetainFor is how long an old version of a segment (one the broker
+	// rewrote after tierd offloaded it, e.g. Kafka's log cleaner) stays on this tier
+	// once the tier holds a verified copy of a newer version.
+	SupersededRetainFor Duration `yaml:"superseded_retain_for" json:"superseded_retain_for"`
+	MaxBytes            Size     `yaml:"max_bytes" json:"max_bytes"`
+	RateLimit           Rate     `yaml:"rate_limit" json:"rate_limit"`
+	Concurrency         int      `yaml:"concurrency" json:"concurrency"`
 	// Posix is set iff Type is posix; S3 iff Type is s3.
 	Posix *PosixTier `yaml:",inline" when:"type=posix" json:"-"`
 	S3    *S3Tier    `yaml:",inline" when:"type=s3" json:"-"`

@@ -8,6 +8,11 @@ const (
 	s3MaxPartSize = 5 * GiB // and its largest
 )
 
+// DefaultSupersededRetainFor is a tier's superseded_retain_for when not set: an old
+// version of a rewritten segment stays a week after its newer version is verified there,
+// long enough to notice and investigate a rewrite nobody expected.
+const DefaultSupersededRetainFor = Duration(7 * 24 * time.Hour)
+
 // defaultConfig is Config with every top-level default and no sources or tiers.
 func defaultConfig() *Config {
 	return &Config{
@@ -42,6 +47,7 @@ func (r *RocketMQSource) setDefaults() {
 
 func (t *Tier) setDefaults() {
 	t.RetainFor = Never
+	t.SupersededRetainFor = DefaultSupersededRetainFor
 	t.Concurrency = 2
 }
 

@@ -72,18 +72,18 @@ func TestDefaults(t *testing.T) {
 		}},
 		Tiers: []Tier{
 			{
-				Name: "hdd", Type: TierPosix, RetainFor: Never, Concurrency: 2,
+				Name: "hdd", Type: TierPosix, RetainFor: Never, SupersededRetainFor: DefaultSupersededRetainFor, Concurrency: 2,
 				Posix: &PosixTier{Path: "/mnt/hdd", WriteMode: WriteDirect, MaxUsed: 0.9},
 			},
 			{
-				Name: "s3", Type: TierS3, RetainFor: Never, Concurrency: 2,
+				Name: "s3", Type: TierS3, RetainFor: Never, SupersededRetainFor: DefaultSupersededRetainFor, Concurrency: 2,
 				S3: &S3Tier{
 					Driver: DriverAWS, Region: "us-east-1", Bucket: "bkt", PathStyle: &no, SSE: SSENone,
 					PartSize: 8 * MiB, PartConcurrency: 4, ReapAfter: Duration(24 * time.Hour),
 				},
 			},
 			{
-				Name: "minio", Type: TierS3, RetainFor: Never, Concurrency: 2,
+				Name: "minio", Type: TierS3, RetainFor: Never, SupersededRetainFor: DefaultSupersededRetainFor, Concurrency: 2,
 				S3: &S3Tier{
 					Driver: DriverAWS, Endpoint: "http://127.0.0.1:9000", Region: "us-east-1", Bucket: "bkt",
 					PathStyle: &yes, SSE: SSENone,
@@ -117,11 +117,11 @@ http: {listen: ""}
 sources:
   - {name: rmq, layout: rocketmq, path: /data/store, seal_grace: 0s}
 tiers:
-  - {name: s3, type: s3, bucket: bkt, endpoint: "http://h:9000", path_style: false, part_size: 16MiB}
+  - {name: s3, type: s3, bucket: bkt, endpoint: "http://h:9000", path_style: false, part_size: 16MiB, superseded_retain_for: 0s}
 local: {delete_after: 0s}
 `, noEnv)
 	s := c.Tiers[0].S3
-	if c.ShutdownTimeout != 0 || c.HTTP.Listen != "" || c.Sources[0].SealGrace != 0 || c.Local.DeleteAfter != 0 ||
+	if c.ShutdownTimeout != 0 || c.Tiers[0].SupersededRetainFor != 0 || c.Local.DeleteAfter.IsNever() || c.HTTP.Listen != "" || c.Sources[0].SealGrace != 0 || c.Local.DeleteAfter != 0 ||
 		*s.PathStyle || s.UsePathStyle() || s.PartSize != 16*MiB {
 		t.Fatalf("explicit values lost: %s", jsonOf(t, c))
 	}

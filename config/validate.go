@@ -191,6 +191,7 @@ func (ck *checker) tier(path string, t *Tier, c *Config, names map[string]string
 	if ck.duration(path+".retain_for", t.RetainFor, true, 1) && !t.RetainFor.IsNever() && t.RetainFor <= t.OffloadAfter {
 		ck.add(path+".retain_for", "%v is not longer than offload_after %v: segments would be deleted as soon as they arrive", t.RetainFor, t.OffloadAfter)
 	}
+	ck.duration(path+".superseded_retain_for", t.SupersededRetainFor, true, 0)
 	if t.MaxBytes < 0 {
 		ck.add(path+".max_bytes", "must not be negative")
 	}

@@ -66,6 +66,8 @@ func TestValidateValues(t *testing.T) {
 	f(posix("offload_after: never"), "tiers[0].offload_after", `"never" is not allowed here`)
 	f(posix("retain_for: 0s"), "tiers[0].retain_for", "0s: must be longer than 0")
 	f(posix("offload_after: 2h, retain_for: 1h"), "tiers[0].retain_for", "1h is not longer than offload_after 2h")
+	f(posix("superseded_retain_for: -1s"), "tiers[0].superseded_retain_for", "negative")
+	f(posix("superseded_retain_for: 3"), "tiers[0].superseded_retain_for", "missing unit")
 	f(posix("concurrency: 0"), "tiers[0].concurrency", "0: must be 1..256")
 	f(posix("max_used: 0%"), "tiers[0].max_used", "0%: must be 1%..100%")
 	f(posix("max_used: 101%"), "tiers[0].max_used", "101%: must be 1%..100%")

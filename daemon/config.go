@@ -65,6 +65,10 @@ type Tier struct {
 	// MaxBytes caps this node's bytes on the tier (0 = no cap): the oldest objects go
 	// first, under the same last-copy rule.
 	MaxBytes int64
+	// SupersededRetainFor is how long an older version of a segment (the broker rewrote
+	// the file after it was offloaded) stays here once this tier holds a verified copy of
+	// a newer version; 0 = delete it then; < 0 = keep it (retain_for still applies).
+	SupersededRetainFor time.Duration
 	// Fence is the node's lease on a tier shared by many sidecars (s3.Lease); nil for
 	// tiers no other installation can write to under this node's name.
 	Fence Fence
@@ -107,11 +111,13 @@ type Config struct {
 	// Attempts is how many times a job is tried in a row before it waits for a later
 	// pass (with backoff). Default 3.
 	Attempts int
-	// LocalDeleteAfter lets tierd delete a sealed local segment this long after its last
-	// write, once every tier that must hold it (those whose OffloadAfter is at most
-	// LocalDeleteAfter; the first tier if none) has a copy whose size and CRC-32C, and the
-	// local file's, are re-checked just before. 0 = never (the default: the broker owns
-	// its files).
+	// LocalDelete lets tierd delete sealed local segments (off by default: the broker owns
+	// its files). A segment is deleted LocalDeleteAfter after its last write (0: as soon
+	// as it can be), once every tier that must hold it (those whose OffloadAfter is at
+	// most LocalDeleteAfter; the first tier if none) has a copy whose size and CRC-32C, and
+	// the local file's, are re-checked just before. A Kafka segment's files (.log, .index,
+	// .timeindex, .txnindex, .snapshot) are deleted together or not at all.
+	LocalDelete      bool
 	LocalDeleteAfter time.Duration
 	// Pacer, if set, paces reads of local files (adaptive pacing on the broker's disk).
 	Pacer Pacer

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/segment"
 	"github.com/tierd/tierd/source"
 )
@@ -37,9 +38,12 @@ type Daemon struct {
 	httpAddr string
 	oneShot  bool             // RunOnce: a job is tried once per pass
 	passDone map[jobID]bool   // RunOnce: jobs done in this pass
-	fenceErr error            // why this installation does not hold every lease; nil when it does
 	intents  map[jobID]uint64 // journal entries of running jobs, for NoteUpload
-	reaping  atomic.Bool      // a cleanup of the tiers runs (reapTiers)
+	reaping  atomic.Bool      // maintenance runs (maintain)
+	// unsettled are the previous run's journaled intents not settled yet, and
+	// unreconciled the tiers a crash left to reconcile (settlePending works on both).
+	unsettled    map[uint64]catalog.Intent
+	unreconciled map[string]bool
 }
 
 type jobID struct {
@@ -79,6 +83,8 @@ type tierState struct {
 	segments  int64
 	bytes     int64
 	inFlight  int
+	cleaned   bool       // Cleanup ran once in this run
+	fence     fenceState // the node's lease on the tier (Fence != nil)
 }
 
 // New checks cfg and builds a Daemon.
@@ -98,6 +104,9 @@ func New(cfg Config) (*Daemon, error) {
 		skipped:  map[string]string{},
 		intents:  map[jobID]uint64{},
 		passDone: map[jobID]bool{},
+
+		unsettled:    map[uint64]catalog.Intent{},
+		unreconciled: map[string]bool{},
 	}
 	for _, s := range cfg.Sources {
 		sealer, err := source.NewSealer(s.SealGrace)
@@ -124,10 +133,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopHTTP()
-	if !d.waitFences(ctx) {
-		d.log.Info("stopped before the node's lease was free")
-		return nil
-	}
+	stopFences := d.startFences(ctx)
+	defer stopFences()
 	if err := d.start(ctx); err != nil {
 		return err
 	}
@@ -136,14 +143,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var jobs sync.WaitGroup
 	ticker := time.NewTicker(d.cfg.ScanInterval)
 	defer ticker.Stop()
-	renew := make(<-chan time.Time)
-	if ttl := d.fenceTTL(); ttl > 0 {
-		t := time.NewTicker(ttl / 3)
-		defer t.Stop()
-		renew = t.C
-	}
 	reap := time.NewTicker(reapEvery * d.cfg.ScanInterval)
 	defer reap.Stop()
+	d.maintain(ctx, &jobs, true)
 	d.scan(ctx)
 	for ctx.Err() == nil {
 		d.dispatch(ctx, jobCtx, &jobs)
@@ -151,24 +153,31 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		case <-ticker.C:
 			d.scan(ctx)
-		case <-renew:
-			d.renewFences(ctx)
+			d.maintain(ctx, &jobs, false)
 		case <-reap.C:
-			d.reapTiers(ctx, &jobs)
+			d.maintain(ctx, &jobs, true)
 		case <-d.wake:
+			d.maintain(ctx, &jobs, false)
 		}
 	}
-	return d.shutdown(&jobs, cancelJobs)
+	return d.shutdown(&jobs, cancelJobs, stopFences)
 }
 
 // reapEvery is how many scan intervals pass between the cleanups of a running daemon.
 const reapEvery = 10
 
-// reapTiers runs, in the background and one at a time, the cleanup of every tier whose
-// leftovers can be told from a running job's by their age (CleanupAge > 0: an S3 tier's
-// incomplete uploads older than reap_after, and the uploads whose abort failed, e.g.
-// during an outage, which nothing else would retry until the next start).
-func (d *Daemon) reapTiers(ctx context.Context, jobs *sync.WaitGroup) {
+// maintain runs, in the background and one at a time, what the tiers need besides jobs:
+// the previous run's recovery where it is still pending (settlePending), the first
+// cleanup of each tier that could not be cleaned at start (its lease was not ours yet),
+// and, when reap is set, the periodic cleanup of every tier whose leftovers can be told
+// from a running job's by their age (CleanupAge > 0: an S3 tier's incomplete uploads
+// older than reap_after, and the uploads whose abort failed, e.g. during an outage,
+// which nothing else would retry until the next start). A tier whose lease is not ours
+// is left alone.
+func (d *Daemon) maintain(ctx context.Context, jobs *sync.WaitGroup, reap bool) {
+	if !reap && !d.maintenanceDue() {
+		return
+	}
 	if !d.reaping.CompareAndSwap(false, true) {
 		return
 	}
@@ -176,18 +185,59 @@ func (d *Daemon) reapTiers(ctx context.Context, jobs *sync.WaitGroup) {
 	go func() {
 		defer jobs.Done()
 		defer d.reaping.Store(false)
+		if d.settlePending(ctx) == 0 {
+			d.wakeUp() // segments held back by an unsettled intent may go now
+		}
 		for _, t := range d.tiers {
-			if t.Cleanup == nil || t.CleanupAge <= 0 || ctx.Err() != nil {
+			t.mu.Lock()
+			first := !t.cleaned
+			t.mu.Unlock()
+			if (!reap && !first) || ctx.Err() != nil {
 				continue
 			}
-			n, err := t.Cleanup(ctx, t.CleanupAge)
-			if err != nil && ctx.Err() == nil {
-				d.log.Warn("clean up interrupted writes", zap.String("tier", t.Name), zap.Error(err))
-			} else if n > 0 {
-				d.log.Info("cleaned up interrupted writes", zap.String("tier", t.Name), zap.Int("count", n))
-			}
+			d.cleanup(ctx, t)
 		}
 	}()
+}
+
+// maintenanceDue reports whether maintain has work besides the periodic cleanup.
+func (d *Daemon) maintenanceDue() bool {
+	d.mu.Lock()
+	pending := len(d.unsettled) + len(d.unreconciled)
+	d.mu.Unlock()
+	if pending > 0 {
+		return true
+	}
+	now := d.cfg.Now()
+	for _, t := range d.tiers {
+		t.mu.Lock()
+		cleaned := t.cleaned
+		t.mu.Unlock()
+		if !cleaned && t.Cleanup != nil && t.CleanupAge > 0 && !t.fenced(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// cleanup removes t's leftovers of interrupted writes (Tier.Cleanup with its
+// CleanupAge), unless t's lease is not ours.
+func (d *Daemon) cleanup(ctx context.Context, t *tierState) {
+	if t.Cleanup == nil || t.fenced(d.cfg.Now()) {
+		return
+	}
+	n, err := t.Cleanup(ctx, t.CleanupAge)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		d.log.Warn("clean up interrupted writes", zap.String("tier", t.Name), zap.Error(err))
+	case err == nil && n > 0:
+		d.log.Info("cleaned up interrupted writes", zap.String("tier", t.Name), zap.Int("count", n))
+	}
+	if err == nil {
+		t.mu.Lock()
+		t.cleaned = true
+		t.mu.Unlock()
+	}
 }
 
 // RunOnce makes one full pass: it scans (twice, ScanInterval apart, as sealing needs),
@@ -195,9 +245,11 @@ func (d *Daemon) reapTiers(ctx context.Context, jobs *sync.WaitGroup) {
 // The error joins every job that failed.
 func (d *Daemon) RunOnce(ctx context.Context) error {
 	d.oneShot = true
-	if err := d.acquireFences(ctx); err != nil {
-		return err
-	}
+	// A tier whose lease is not ours is left out of the pass (and the pass fails); the
+	// others are offloaded. The leases are renewed while the pass runs.
+	fenceErr := d.acquireFences(ctx)
+	stopFences := d.startFences(ctx)
+	defer stopFences()
 	if err := d.start(ctx); err != nil {
 		return err
 	}
@@ -208,8 +260,9 @@ func (d *Daemon) RunOnce(ctx context.Context) error {
 	case <-time.After(d.onceSettle()):
 	}
 	d.scan(ctx)
-	var errs []error
+	errs := []error{fenceErr}
 	for ctx.Err() == nil {
+		d.settlePending(ctx)
 		n := d.dispatch(ctx, ctx, &jobs)
 		jobs.Wait()
 		if n == 0 {
@@ -219,6 +272,9 @@ func (d *Daemon) RunOnce(ctx context.Context) error {
 	d.mu.Lock()
 	for id, r := range d.retry {
 		errs = append(errs, fmt.Errorf("%s on %s: %w", id.key, id.tier, r.err))
+	}
+	for _, in := range d.unsettled {
+		errs = append(errs, fmt.Errorf("%s on %s: an interrupted job of the previous run could not be settled (the next run retries)", in.Key, in.Tier))
 	}
 	for _, name := range sortedKeys(d.sources) {
 		s := d.sources[name]
@@ -233,7 +289,9 @@ func (d *Daemon) RunOnce(ctx context.Context) error {
 		d.log.Info("pass done", zap.String("tier", t.Name), zap.Int64("offloaded", t.segments), zap.Int64("bytes", t.bytes), zap.Int("due_left", t.due))
 		t.mu.Unlock()
 	}
+	errs = slices.DeleteFunc(errs, func(e error) bool { return e == nil })
 	slices.SortFunc(errs, func(a, b error) int { return cmpStr(a.Error(), b.Error()) })
+	stopFences()
 	if err := d.finish(); err != nil {
 		errs = append(errs, err)
 	}
@@ -257,7 +315,13 @@ func cmpStr(a, b string) int {
 	return 0
 }
 
-// start records the run (abort marker), recovers from a crash, and cleans leftovers.
+// start records the run (abort marker), reads what a crash left to recover, and cleans
+// the leftovers of the tiers that are cleaned at start only (posix temp files, which jobs
+// about to start would otherwise write beside). Only local state (the catalog, the state
+// directory) can make it fail: recovery and cleanup that need a tier are tried once here
+// when oneShot (run --once, one-off commands) and otherwise left to maintain, in the
+// background, so that a store that is down or hangs does not keep the daemon from
+// starting and offloading to the other tiers.
 func (d *Daemon) start(ctx context.Context) error {
 	d.started = d.cfg.Now()
 	crashed, err := d.cfg.Catalog.StartRun()
@@ -267,19 +331,16 @@ func (d *Daemon) start(ctx context.Context) error {
 	if crashed {
 		d.log.Warn("the previous run did not exit cleanly (abort marker found): reconciling the catalog with the tiers")
 	}
-	if err := d.recover(ctx, crashed); err != nil {
+	if err := d.recover(crashed); err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
 	for _, t := range d.tiers {
-		if t.Cleanup == nil {
-			continue
+		if t.CleanupAge <= 0 || d.oneShot {
+			d.cleanup(ctx, t)
 		}
-		n, err := t.Cleanup(ctx, t.CleanupAge)
-		if err != nil {
-			d.log.Warn("clean up interrupted writes", zap.String("tier", t.Name), zap.Error(err))
-		} else if n > 0 {
-			d.log.Info("cleaned up interrupted writes", zap.String("tier", t.Name), zap.Int("count", n))
-		}
+	}
+	if d.oneShot {
+		d.settlePending(ctx)
 	}
 	d.mu.Lock()
 	d.ready = true
@@ -288,7 +349,7 @@ func (d *Daemon) start(ctx context.Context) error {
 }
 
 // shutdown waits for in-flight jobs up to ShutdownTimeout, then aborts them.
-func (d *Daemon) shutdown(jobs *sync.WaitGroup, cancelJobs context.CancelFunc) error {
+func (d *Daemon) shutdown(jobs *sync.WaitGroup, cancelJobs context.CancelFunc, stopFences func()) error {
 	d.mu.Lock()
 	d.stopping = true
 	n := len(d.inFlight)
@@ -303,12 +364,22 @@ func (d *Daemon) shutdown(jobs *sync.WaitGroup, cancelJobs context.CancelFunc) e
 		cancelJobs()
 		<-done
 	}
+	stopFences() // before finish releases the leases
 	return d.finish()
 }
 
-// finish records a clean exit.
+// finish records a clean exit, unless a tier's reconcile after a crash is still pending:
+// then the abort marker stays, and the next start reconciles again. (Unsettled intents
+// stay in the journal either way.)
 func (d *Daemon) finish() error {
 	d.releaseFences()
+	d.mu.Lock()
+	unreconciled := sortedKeys(d.unreconciled)
+	d.mu.Unlock()
+	if len(unreconciled) > 0 {
+		d.log.Warn("exiting with tiers not reconciled after the crash: the next start reconciles them", zap.Strings("tiers", unreconciled))
+		return nil
+	}
 	if err := d.cfg.Catalog.CleanExit(); err != nil {
 		return fmt.Errorf("record clean exit: %w", err)
 	}

@@ -19,12 +19,6 @@ import (
 func (d *Daemon) dispatch(ctx, jobCtx context.Context, jobs *sync.WaitGroup) int {
 	started := 0
 	now := d.cfg.Now()
-	d.mu.Lock()
-	fenced := d.fenceErr != nil
-	d.mu.Unlock()
-	if fenced {
-		return 0 // another installation holds the node's lease: offload nothing
-	}
 	d.checkTiers()
 	p, err := d.policy(now)
 	if err != nil {
@@ -36,12 +30,12 @@ func (d *Daemon) dispatch(ctx, jobCtx context.Context, jobs *sync.WaitGroup) int
 		id := j.id()
 		d.mu.Lock()
 		r, retrying := d.retry[id]
-		skip := d.inFlight[id] || d.stopping || (retrying && (d.oneShot || now.Before(r.next))) || d.passDone[id]
+		skip := d.inFlight[id] || d.stopping || (retrying && (d.oneShot || now.Before(r.next))) || d.passDone[id] || d.unsettledJob(id)
 		if j.kind == jobDeleteLocal {
 			skip = skip || d.readingLocal(j)
 		}
 		d.mu.Unlock()
-		if skip || ctx.Err() != nil || (j.kind == jobCopy && (j.tier.isPaused() || j.tier.probing())) {
+		if skip || ctx.Err() != nil || (j.kind == jobCopy && (j.tier.isPaused() || j.tier.probing())) || (j.tier != nil && j.tier.fenced(now)) {
 			continue
 		}
 		if j.tier != nil {

@@ -109,7 +109,7 @@ func TestThreeTierChainWithLocalDelete(t *testing.T) {
 			{Name: "cold", Concurrency: 2, OffloadAfter: 4 * time.Hour},
 		}
 	}
-	deleteAfter := func(cfg *Config) { cfg.LocalDeleteAfter = 90 * time.Minute }
+	deleteAfter := func(cfg *Config) { cfg.LocalDelete, cfg.LocalDeleteAfter = true, 90*time.Minute }
 
 	// Age 1h: ssd gets everything; nothing is deleted yet.
 	c.pass(tiers(), deleteAfter)
@@ -210,7 +210,7 @@ func TestLastCopyKept(t *testing.T) {
 	tiers := func() []Tier {
 		return []Tier{{Name: "a", Concurrency: 1, RetainFor: time.Hour}, {Name: "b", Concurrency: 1, OffloadAfter: 3 * time.Hour}}
 	}
-	deleteAfter := func(cfg *Config) { cfg.LocalDeleteAfter = 30 * time.Minute }
+	deleteAfter := func(cfg *Config) { cfg.LocalDelete, cfg.LocalDeleteAfter = true, 30*time.Minute }
 	c.pass(tiers(), deleteAfter) // age 1h: a copies; a's retain_for has passed but the local files exist
 	c.pass(tiers(), deleteAfter) // local deleted
 	if c.localLeft(sealed) != 0 {
@@ -243,7 +243,7 @@ func TestDeleteLocalRefusesMismatch(t *testing.T) {
 	os.Chtimes(sealed[0], fi.ModTime(), fi.ModTime())
 	d := c.daemon(func(cfg *Config) {
 		cfg.Tiers = []Tier{{Name: "a", Type: "posix", Backend: c.tiers["a"], Concurrency: 1}}
-		cfg.LocalDeleteAfter = time.Minute
+		cfg.LocalDelete, cfg.LocalDeleteAfter = true, time.Minute
 	})
 	err := d.RunOnce(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "not deleting") {
@@ -287,4 +287,28 @@ func TestPacerSeesLocalReads(t *testing.T) {
 		t.Fatalf("pacer saw %d bytes, the sealed files hold %d", p.n, total)
 	}
 	_ = segment.Key("")
+}
+
+// TestDeleteAfterZero: local.delete_after 0s deletes a sealed file as soon as the tiers
+// that must hold it have verified copies (here in the same pass that offloads it), and
+// never an active file; without LocalDelete nothing is deleted.
+func TestDeleteAfterZero(t *testing.T) {
+	c := newChain(t, "hdd")
+	sealed, active := store(t, c.root)
+	tiers := func() []Tier { return []Tier{{Name: "hdd", Concurrency: 2}} }
+
+	c.pass(tiers())
+	if n := c.localLeft(sealed); n != len(sealed) {
+		t.Fatalf("LocalDelete off: %d of %d sealed files left", n, len(sealed))
+	}
+	c.pass(tiers(), func(cfg *Config) { cfg.LocalDelete, cfg.LocalDeleteAfter = true, 0 })
+	if n := c.localLeft(sealed); n != 0 {
+		t.Fatalf("delete_after 0s: %d sealed files left after a pass", n)
+	}
+	if c.localLeft(active) != len(active) {
+		t.Fatal("an active file was deleted")
+	}
+	if n := len(c.held("hdd")); n != len(sealed) {
+		t.Fatalf("hdd holds %d objects, want %d", n, len(sealed))
+	}
 }

@@ -25,6 +25,7 @@ type metrics struct {
 	scanSeconds       prometheus.Histogram
 	deletedLocal      *prometheus.CounterVec
 	expired           *prometheus.CounterVec
+	recoveryPending   prometheus.Gauge
 }
 
 func newMetrics(pool *bufpool.Pool) *metrics {
@@ -44,7 +45,8 @@ func newMetrics(pool *bufpool.Pool) *metrics {
 	m.scanSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tierd_scan_duration_seconds", Help: "Time to scan all sources.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)})
 	m.deletedLocal = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tierd_local_deleted_segments_total", Help: "Local segments deleted by the local delete policy."}, []string{"source"})
 	m.expired = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tierd_expired_objects_total", Help: "Objects deleted from a tier by retention (why: retain_for or max_bytes)."}, []string{"tier", "why"})
-	for _, c := range []prometheus.Collector{m.expired, m.offloadedBytes, m.offloadedSegments, m.errors, m.retries, m.inFlight, m.oldestPending,
+	m.recoveryPending = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tierd_recovery_pending", Help: "Interrupted jobs of the previous run not settled yet, plus tiers not reconciled yet after a crash (their store could not be reached, or their lease was not ours)."})
+	for _, c := range []prometheus.Collector{m.recoveryPending, m.expired, m.offloadedBytes, m.offloadedSegments, m.errors, m.retries, m.inFlight, m.oldestPending,
 		m.pendingSegments, m.tierUsed, m.tierPaused, m.sealed, m.skippedFiles, m.scanSeconds, m.deletedLocal} {
 		f(c)
 	}

@@ -170,7 +170,7 @@ func (d *Daemon) policy(now time.Time) (plan, error) {
 			held -= rec.Size
 		}
 	}
-	if d.cfg.LocalDeleteAfter > 0 {
+	if d.cfg.LocalDelete {
 		required := d.requiredTiers()
 		for _, k := range items {
 			if k.local == nil || now.Sub(k.mtime) < d.cfg.LocalDeleteAfter {

@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"go.uber.org/zap"
 
@@ -14,27 +16,96 @@ import (
 	"github.com/tierd/tierd/segment"
 )
 
-// recover settles what a crash left behind: every journaled intent is finished (the
+// recover reads what a crash left behind: every journaled intent is to be finished (the
 // object was committed and matches the local file: its marker and catalog record are
 // written) or rolled back (the object and marker are deleted, an incomplete upload is
-// aborted). After a crash (abort marker found) the catalog is also reconciled with the
-// tiers.
-func (d *Daemon) recover(ctx context.Context, crashed bool) error {
+// aborted), and after a crash (abort marker found) every tier is to be reconciled with
+// the catalog. Only a catalog that cannot be read fails it: what needs a tier is left
+// pending (settlePending does it, now and again until it is done), so that a tier that
+// is down or fenced at start delays nothing but its own recovery.
+func (d *Daemon) recover(crashed bool) error {
 	intents, err := d.cfg.Catalog.Intents()
 	if err != nil {
-		return err
+		return fmt.Errorf("read the journal: %w", err)
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for _, in := range intents {
-		if err := d.settle(ctx, in); err != nil {
-			return fmt.Errorf("settle intent %d (%s on %s): %w", in.ID, in.Key, in.Tier, err)
-		}
+		d.unsettled[in.ID] = in
 	}
 	if crashed {
-		if _, err := d.Reconcile(ctx); err != nil {
-			return err
+		for _, t := range d.tiers {
+			d.unreconciled[t.Name] = true
 		}
 	}
 	return nil
+}
+
+// settlePending settles the journaled intents of the previous run and reconciles the
+// tiers a crash left unreconciled, each as far as its tier allows now; what fails (a
+// store that does not answer) or must wait (a tier whose lease is not ours) stays
+// pending. It returns how many items are still pending.
+func (d *Daemon) settlePending(ctx context.Context) int {
+	now := d.cfg.Now()
+	d.mu.Lock()
+	intents := make([]catalog.Intent, 0, len(d.unsettled))
+	for _, in := range d.unsettled {
+		intents = append(intents, in)
+	}
+	d.mu.Unlock()
+	slices.SortFunc(intents, func(a, b catalog.Intent) int { return cmp.Compare(a.ID, b.ID) })
+	for _, in := range intents {
+		if ctx.Err() != nil {
+			break
+		}
+		if t := d.tier(in.Tier); t != nil && t.fenced(now) {
+			continue // not ours to touch now
+		}
+		err := d.settle(ctx, in)
+		d.mu.Lock()
+		if err == nil {
+			delete(d.unsettled, in.ID)
+		}
+		d.mu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			d.log.Warn("cannot settle an interrupted job now; retrying later (its segment waits)", zap.Uint64("intent", in.ID),
+				zap.String("tier", in.Tier), zap.Stringer("key", in.Key), zap.Error(err))
+		}
+	}
+	for _, t := range d.tiers {
+		d.mu.Lock()
+		pending := d.unreconciled[t.Name]
+		d.mu.Unlock()
+		if !pending || t.fenced(now) || ctx.Err() != nil {
+			continue
+		}
+		if _, err := d.reconcileTier(ctx, t, &ReconcileReport{}); err != nil {
+			if ctx.Err() == nil {
+				d.log.Warn("cannot reconcile the tier with the catalog now (after a crash); retrying later", zap.String("tier", t.Name), zap.Error(err))
+			}
+			continue
+		}
+		d.log.Info("tier reconciled with the catalog after a crash", zap.String("tier", t.Name))
+		d.mu.Lock()
+		delete(d.unreconciled, t.Name)
+		d.mu.Unlock()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := len(d.unsettled) + len(d.unreconciled)
+	d.m.recoveryPending.Set(float64(n))
+	return n
+}
+
+// unsettledJob reports whether an intent of the previous run on id's tier and key is
+// still to be settled (d.mu held): no job may touch that object before.
+func (d *Daemon) unsettledJob(id jobID) bool {
+	for _, in := range d.unsettled {
+		if in.Tier == id.tier && in.Key == id.key {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *Daemon) tier(name string) *tierState {
@@ -172,18 +243,27 @@ type ReconcileReport struct {
 
 // Reconcile checks every catalog record against its tier (size and CRC-32C by Stat):
 // records whose object is missing or differs are dropped (and a wrong object deleted), so
-// the segment is offloaded again.
+// the segment is offloaded again. A tier that cannot be checked is reported in the error;
+// the others are reconciled.
 func (d *Daemon) Reconcile(ctx context.Context) (ReconcileReport, error) {
-	var rep ReconcileReport
-	recs, err := d.cfg.Catalog.List("")
+	rep := ReconcileReport{Dropped: []string{}}
+	var errs []error
+	for _, t := range d.tiers {
+		if _, err := d.reconcileTier(ctx, t, &rep); err != nil {
+			errs = append(errs, fmt.Errorf("tier %s: %w", t.Name, err))
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
+// reconcileTier reconciles t's records into rep; it stops at the first object it cannot
+// check (the store did not answer).
+func (d *Daemon) reconcileTier(ctx context.Context, t *tierState, rep *ReconcileReport) (*ReconcileReport, error) {
+	recs, err := d.cfg.Catalog.List(t.Name)
 	if err != nil {
 		return rep, err
 	}
 	for _, rec := range recs {
-		t := d.tier(rec.Tier)
-		if t == nil {
-			continue
-		}
 		rep.Checked++
 		info, err := t.Backend.Stat(ctx, rec.Key)
 		switch {

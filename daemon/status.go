@@ -1,19 +1,24 @@
 package daemon
 
 import (
+	"fmt"
+	"strings"
 	"time"
 )
 
 // Status is what /status serves and `tierd status` prints.
 type Status struct {
-	Node    string         `json:"node"`
-	Version string         `json:"version,omitempty"`
-	Started time.Time      `json:"started"`
-	Ready   bool           `json:"ready"`
-	Reasons []string       `json:"not_ready_reasons,omitempty"`
-	Sources []SourceStatus `json:"sources"`
-	Tiers   []TierStatus   `json:"tiers"`
-	Pool    PoolStatus     `json:"pool"`
+	Node    string    `json:"node"`
+	Version string    `json:"version,omitempty"`
+	Started time.Time `json:"started"`
+	Ready   bool      `json:"ready"`
+	Reasons []string  `json:"not_ready_reasons,omitempty"`
+	// RecoveryPending counts the previous run's interrupted jobs not settled yet and the
+	// tiers not reconciled yet after a crash (their store has not answered yet).
+	RecoveryPending int            `json:"recovery_pending"`
+	Sources         []SourceStatus `json:"sources"`
+	Tiers           []TierStatus   `json:"tiers"`
+	Pool            PoolStatus     `json:"pool"`
 }
 
 // SourceStatus describes one source at its last scan.
@@ -34,7 +39,10 @@ type TierStatus struct {
 	Paused    bool    `json:"paused"`
 	UsedRatio float64 `json:"used_ratio,omitempty"`
 	Failing   bool    `json:"failing"`
-	LastError string  `json:"last_error,omitempty"`
+	// Fenced is true while the tier is not written to because of the node's lease:
+	// another installation holds it, or the store could not be asked for it in time.
+	Fenced    bool   `json:"fenced"`
+	LastError string `json:"last_error,omitempty"`
 	// LastErrorAt is when LastError happened.
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	InFlight    int       `json:"jobs_in_flight"`
@@ -68,9 +76,11 @@ func (d *Daemon) Status() Status {
 	if d.stopping {
 		st.Reasons = append(st.Reasons, "stopping")
 	}
-	if d.fenceErr != nil {
+	st.RecoveryPending = len(d.unsettled) + len(d.unreconciled)
+	if d.ready && st.RecoveryPending > 0 {
 		st.Ready = false
-		st.Reasons = append(st.Reasons, "not offloading: "+d.fenceErr.Error())
+		st.Reasons = append(st.Reasons, fmt.Sprintf("recovering from the previous run: %d interrupted jobs to settle, tiers to reconcile: [%s] (waiting for their stores; the other tiers offload)",
+			len(d.unsettled), strings.Join(sortedKeys(d.unreconciled), " ")))
 	}
 	for _, name := range sortedKeys(d.sources) {
 		s := d.sources[name]
@@ -94,6 +104,11 @@ func (d *Daemon) Status() Status {
 			ts.OldestDueSeconds = now.Sub(t.oldestDue).Seconds()
 		}
 		t.mu.Unlock()
+		ts.Fenced = t.fenced(now)
+		if r := t.fenceReason(now); r != "" {
+			st.Ready = false
+			st.Reasons = append(st.Reasons, r)
+		}
 		if ts.Failing {
 			st.Ready = false
 			st.Reasons = append(st.Reasons, "tier "+t.Name+" is failing: "+ts.LastError)

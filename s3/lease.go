@@ -36,6 +36,10 @@ func (e *LeaseHeldError) Error() string {
 
 func (e *LeaseHeldError) Unwrap() error { return ErrLeaseHeld }
 
+// LeaseHeld marks the error as "another installation holds the lease" for callers that
+// fence on it (the daemon), as opposed to a store that could not be asked.
+func (e *LeaseHeldError) LeaseHeld() bool { return true }
+
 // Lease fences one node on this bucket: only the holder of the node's lease offloads.
 // The lease is an object (<node>/_tierd/lease) written with S3 conditional writes: it is
 // created with If-None-Match: * and renewed or taken over with If-Match on the ETag read,

@@ -43,6 +43,9 @@ var kafkaFiles = []kafkaFile{
 
 // Scan implements Layout.
 func (l *kafka) Scan(ctx context.Context, root string) (ScanResult, error) {
+	if err := Recognize(LayoutKafka, root); err != nil {
+		return ScanResult{}, fmt.Errorf("kafka: %w", err)
+	}
 	s, err := newScan(ctx, l.opts.Source, root)
 	if err != nil {
 		return ScanResult{}, fmt.Errorf("kafka: %w", err)

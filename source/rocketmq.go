@@ -34,6 +34,9 @@ const (
 
 // Scan implements Layout.
 func (l *rocketMQ) Scan(ctx context.Context, root string) (ScanResult, error) {
+	if err := Recognize(LayoutRocketMQ, root); err != nil {
+		return ScanResult{}, fmt.Errorf("rocketmq: %w", err)
+	}
 	s, err := newScan(ctx, l.opts.Source, root)
 	if err != nil {
 		return ScanResult{}, fmt.Errorf("rocketmq: %w", err)

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tierd/tierd/config"
+	"github.com/tierd/tierd/segment"
 )
 
 func newConfigCmd(g *globals) *cobra.Command {
@@ -21,10 +22,17 @@ func newConfigCmd(g *globals) *cobra.Command {
 	}, &cobra.Command{
 		Use:   "check",
 		Short: "Validate the config file (every problem is listed with its field path); print the effective config",
+		Long: `Validate the config file and print the effective config. Every problem is listed with
+its field path, and so is every source whose path does not look like its layout (missing,
+unreadable, a RocketMQ store's parent, a Kafka log.dir under a rocketmq source, one Kafka
+partition directory instead of the log.dir), with the fix. Exits 2 if anything is wrong.`,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(g)
 			if err != nil {
+				return err
+			}
+			if err := checkSourcePaths(g.configPath, cfg); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "%s: ok\n", g.configPath)
@@ -32,4 +40,19 @@ func newConfigCmd(g *globals) *cobra.Command {
 		},
 	})
 	return cmd
+}
+
+// checkSourcePaths reports every source whose path does not look like its layout
+// (segment.Recognize) as a configuration problem of file.
+func checkSourcePaths(file string, cfg *config.Config) error {
+	var problems []config.Problem
+	for i, s := range cfg.Sources {
+		if err := segment.Recognize(string(s.Layout), s.Path); err != nil {
+			problems = append(problems, config.Problem{Path: fmt.Sprintf("sources[%d].path", i), Msg: err.Error()})
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return &config.Error{File: file, Problems: problems}
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -13,7 +15,10 @@ func newScanCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "scan",
 		Short: "Dry run: what is sealed, what is not and why, and what each tier would get now",
-		Args:  cobra.NoArgs,
+		Long: `Dry run: what is sealed, what is not and why, and what each tier would get now. Exits
+1 when a source cannot be scanned (its path is missing or does not look like its layout:
+the report says why and what to change).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, err := openReader(cmd.Context(), g)
 			if err != nil {
@@ -31,8 +36,17 @@ func newScanCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var failed []string
+			for _, s := range rep.Sources {
+				if s.Error != "" {
+					failed = append(failed, s.Name)
+				}
+			}
+			if len(failed) > 0 {
+				err = fmt.Errorf("source %s could not be scanned (see its error above)", strings.Join(failed, ", "))
+			}
 			if asJSON {
-				return printJSON(rep)
+				return errors.Join(printJSON(rep), err)
 			}
 			w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 			for _, s := range rep.Sources {
@@ -69,7 +83,7 @@ func newScanCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(w, "  delete\t%s\n", p)
 				}
 			}
-			return w.Flush()
+			return errors.Join(w.Flush(), err)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")

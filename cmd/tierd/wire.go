@@ -160,7 +160,10 @@ func buildSource(s config.Source) (daemon.Source, error) {
 
 func (a *app) buildTier(ctx context.Context, t config.Tier) (daemon.Tier, error) {
 	tier := daemon.Tier{Name: t.Name, Type: string(t.Type), OffloadAfter: t.OffloadAfter.Std(), Concurrency: t.Concurrency,
-		RetainFor: orZero(t.RetainFor), MaxBytes: t.MaxBytes.Int64()}
+		RetainFor: orZero(t.RetainFor), MaxBytes: t.MaxBytes.Int64(), SupersededRetainFor: t.SupersededRetainFor.Std()}
+	if t.SupersededRetainFor.IsNever() {
+		tier.SupersededRetainFor = -1
+	}
 	switch t.Type {
 	case config.TierPosix:
 		be, err := posix.New(posix.Config{Path: t.Posix.Path, WriteMode: posix.Mode(t.Posix.WriteMode)}, a.log.Named("posix").With(zap.String("tier", t.Name)))
@@ -240,6 +243,7 @@ func (a *app) daemonConfig() daemon.Config {
 		Workers: c.Workers, ScanInterval: c.ScanInterval.Std(), ShutdownTimeout: c.ShutdownTimeout.Std(),
 		Backoff: daemon.Backoff{Initial: c.Retry.Initial.Std(), Max: c.Retry.Max.Std()},
 		Listen:  c.HTTP.Listen, Version: version, Log: a.log,
+		LocalDelete:      !c.Local.DeleteAfter.IsNever(),
 		LocalDeleteAfter: orZero(c.Local.DeleteAfter),
 	}
 }
