@@ -29,6 +29,9 @@ type Memory struct {
 	BufferPool Size `yaml:"buffer_pool" json:"buffer_pool"`
 	BufferSize Size `yaml:"buffer_size" json:"buffer_size"`
 	Lock       bool `yaml:"lock" json:"lock"`
+	// Codecs is how many objects are compressed or encrypted at once, and how many frames
+	// decoded at once, across the tiers that have compression or encryption (package codec).
+	Codecs int `yaml:"codecs" json:"codecs"`
 }
 
 // Retry is the exponential backoff (with jitter) between attempts of a failed job.
@@ -97,9 +100,33 @@ type Tier struct {
 	MaxBytes            Size     `yaml:"max_bytes" json:"max_bytes"`
 	RateLimit           Rate     `yaml:"rate_limit" json:"rate_limit"`
 	Concurrency         int      `yaml:"concurrency" json:"concurrency"`
+	// Compression and Encryption of new objects (package codec; its FORMAT.md).
+	Compression Compression `yaml:"compression" json:"compression" oneof:"none|zstd"`
+	Encryption  Encryption  `yaml:"encryption" json:"encryption"`
 	// Posix is set iff Type is posix; S3 iff Type is s3.
 	Posix *PosixTier `yaml:",inline" when:"type=posix" json:"-"`
 	S3    *S3Tier    `yaml:",inline" when:"type=s3" json:"-"`
+}
+
+// Compression is how a tier compresses objects.
+type Compression string
+
+// Compressions.
+const (
+	CompressionNone Compression = "none"
+	CompressionZstd Compression = "zstd"
+)
+
+// Encryption is a tier's client-side encryption.
+type Encryption struct {
+	// KeyFile holds the key-encryption keys, one "ID BASE64" a line; "" = no encryption.
+	KeyFile string `yaml:"key_file" json:"key_file"`
+}
+
+// Codec reports whether the tier compresses or encrypts, so its backend is wrapped by
+// package codec.
+func (t *Tier) Codec() bool {
+	return t.Compression == CompressionZstd || t.Encryption.KeyFile != ""
 }
 
 // WriteMode is how a posix tier writes files.

@@ -16,7 +16,7 @@ const DefaultSupersededRetainFor = Duration(7 * 24 * time.Hour)
 // defaultConfig is Config with every top-level default and no sources or tiers.
 func defaultConfig() *Config {
 	return &Config{
-		Memory:          Memory{BufferPool: 64 * MiB, BufferSize: 8 * MiB},
+		Memory:          Memory{BufferPool: 64 * MiB, BufferSize: 8 * MiB, Codecs: 2},
 		Workers:         4,
 		ScanInterval:    Duration(30 * time.Second),
 		ShutdownTimeout: Duration(30 * time.Second),
@@ -49,6 +49,7 @@ func (t *Tier) setDefaults() {
 	t.RetainFor = Never
 	t.SupersededRetainFor = DefaultSupersededRetainFor
 	t.Concurrency = 2
+	t.Compression = CompressionNone
 }
 
 func (p *PosixTier) setDefaults() {

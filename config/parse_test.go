@@ -57,7 +57,7 @@ func TestDefaults(t *testing.T) {
 	want := &Config{
 		Node:            "n1",
 		StateDir:        "/var/lib/tierd",
-		Memory:          Memory{BufferPool: 64 * MiB, BufferSize: 8 * MiB},
+		Memory:          Memory{BufferPool: 64 * MiB, BufferSize: 8 * MiB, Codecs: 2},
 		Workers:         4,
 		ScanInterval:    Duration(30 * time.Second),
 		ShutdownTimeout: Duration(30 * time.Second),
@@ -72,18 +72,18 @@ func TestDefaults(t *testing.T) {
 		}},
 		Tiers: []Tier{
 			{
-				Name: "hdd", Type: TierPosix, RetainFor: Never, SupersededRetainFor: DefaultSupersededRetainFor, Concurrency: 2,
+				Name: "hdd", Type: TierPosix, RetainFor: Never, SupersededRetainFor: DefaultSupersededRetainFor, Concurrency: 2, Compression: CompressionNone,
 				Posix: &PosixTier{Path: "/mnt/hdd", WriteMode: WriteDirect, MaxUsed: 0.9},
 			},
 			{
-				Name: "s3", Type: TierS3, RetainFor: Never, SupersededRetainFor: DefaultSupersededRetainFor, Concurrency: 2,
+				Name: "s3", Type: TierS3, RetainFor: Never, SupersededRetainFor: DefaultSupersededRetainFor, Concurrency: 2, Compression: CompressionNone,
 				S3: &S3Tier{
 					Driver: DriverAWS, Region: "us-east-1", Bucket: "bkt", PathStyle: &no, SSE: SSENone,
 					PartSize: 8 * MiB, PartConcurrency: 4, ReapAfter: Duration(24 * time.Hour),
 				},
 			},
 			{
-				Name: "minio", Type: TierS3, RetainFor: Never, SupersededRetainFor: DefaultSupersededRetainFor, Concurrency: 2,
+				Name: "minio", Type: TierS3, RetainFor: Never, SupersededRetainFor: DefaultSupersededRetainFor, Concurrency: 2, Compression: CompressionNone,
 				S3: &S3Tier{
 					Driver: DriverAWS, Endpoint: "http://127.0.0.1:9000", Region: "us-east-1", Bucket: "bkt",
 					PathStyle: &yes, SSE: SSENone,

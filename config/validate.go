@@ -87,6 +87,7 @@ func (c *Config) validate(lines map[string]int) []Problem {
 	if bufOK && m.BufferPool < 2*m.BufferSize {
 		ck.add("memory.buffer_pool", "%v: must hold at least 2 buffers of memory.buffer_size %v, so at least %v", m.BufferPool, m.BufferSize, 2*m.BufferSize)
 	}
+	ck.intRange("memory.codecs", m.Codecs, 1, 64)
 	ck.intRange("workers", c.Workers, 1, 256)
 	ck.duration("scan_interval", c.ScanInterval, false, 1)
 	ck.duration("shutdown_timeout", c.ShutdownTimeout, false, 0)
@@ -199,6 +200,9 @@ func (ck *checker) tier(path string, t *Tier, c *Config, names map[string]string
 		ck.add(path+".rate_limit", "must not be negative")
 	}
 	ck.intRange(path+".concurrency", t.Concurrency, 1, 256)
+	if t.Encryption.KeyFile != "" {
+		ck.absPath(path+".encryption.key_file", t.Encryption.KeyFile)
+	}
 
 	if t.Type != TierPosix && t.Posix != nil {
 		ck.add(path, "posix settings on a tier of type %q", t.Type)

@@ -186,8 +186,8 @@ func TestValidateProgrammatic(t *testing.T) {
 	}
 	c.Workers = 0
 	c.Tiers = append(c.Tiers,
-		Tier{Name: "x", Type: TierS3, RetainFor: Never, Concurrency: 1},
-		Tier{Name: "y", Type: TierPosix, RetainFor: Never, Concurrency: 1, Posix: &PosixTier{Path: "/y", WriteMode: WriteMmap, MaxUsed: 0.5}, S3: &S3Tier{}},
+		Tier{Name: "x", Type: TierS3, RetainFor: Never, Concurrency: 1, Compression: CompressionNone},
+		Tier{Name: "y", Type: TierPosix, RetainFor: Never, Concurrency: 1, Compression: CompressionNone, Posix: &PosixTier{Path: "/y", WriteMode: WriteMmap, MaxUsed: 0.5}, S3: &S3Tier{}},
 	)
 	c.Sources[0].Layout = LayoutKafka
 	err := c.Validate()

@@ -135,7 +135,7 @@ func (b *Backend) Create(ctx context.Context, key segment.Key, size int64) (segm
 	if err != nil {
 		return nil, err
 	}
-	if size < 0 {
+	if size < 0 && size != segment.UnknownSize {
 		return nil, fmt.Errorf("create %s: negative size %d", key, size)
 	}
 	if err := mkdirAll(filepath.Dir(path), b.root); err != nil {

@@ -62,12 +62,18 @@ func (b *Backend) newWriter(ctx context.Context, key segment.Key, path string, s
 	}
 	// Reserve the space now: a full disk fails here, before any byte is copied, and the
 	// mmap writer can never fault on a hole.
-	allocated, err := preallocate(f, roundUp(size, pageSize))
-	if err != nil {
-		return fail(err)
+	allocated := false
+	if size != segment.UnknownSize {
+		if allocated, err = preallocate(f, roundUp(size, pageSize)); err != nil {
+			return fail(err)
+		}
 	}
 	fd := int(f.Fd())
-	switch b.mode {
+	mode := b.mode
+	if mode == Mmap && size == segment.UnknownSize {
+		mode = Buffered // a mapping needs the file's size up front
+	}
+	switch mode {
 	case Direct:
 		w.sink = newDirectSink(f)
 	case Mmap:
@@ -93,7 +99,7 @@ func (w *writer) Write(p []byte) (int, error) {
 	if err := w.ctx.Err(); err != nil {
 		return 0, err
 	}
-	if w.off+int64(len(p)) > w.size {
+	if w.size != segment.UnknownSize && w.off+int64(len(p)) > w.size {
 		w.err = fmt.Errorf("write %s: %d bytes would exceed the declared size %d", w.key, w.off+int64(len(p)), w.size)
 		return 0, w.err
 	}
@@ -121,6 +127,9 @@ func (w *writer) Commit(ctx context.Context) error {
 	}
 	if err := w.ctx.Err(); err != nil {
 		return err
+	}
+	if w.size == segment.UnknownSize {
+		w.size = w.off
 	}
 	if w.off != w.size {
 		return fmt.Errorf("commit %s: %d of %d bytes written", w.key, w.off, w.size)

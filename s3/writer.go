@@ -43,6 +43,7 @@ type Writer struct {
 	stage   *bufpool.Buffer // small writes, or the whole object of a single PUT
 	stageN  int
 	pulled  bool // WriteFrom was called
+	ended   bool // a short Write ended an object of unknown size
 	unsure  bool // CreateMultipartUpload failed: the server may have made an upload anyway
 	state   int  // open, committed or aborted
 	slots   chan struct{}
@@ -67,7 +68,7 @@ func (b *Backend) Create(ctx context.Context, key segment.Key, size int64) (segm
 	if err := key.Valid(); err != nil {
 		return nil, fmt.Errorf("create %s: %w", key, err)
 	}
-	if size < 0 || size > MaxObjectSize {
+	if (size < 0 && size != segment.UnknownSize) || size > MaxObjectSize {
 		return nil, fmt.Errorf("create %s: size %d is outside [0, %d]", key, size, int64(MaxObjectSize))
 	}
 	leave, err := b.gate.Enter(ctx)
@@ -110,10 +111,13 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if w.pulled {
 		return 0, fmt.Errorf("write %s: Write after WriteFrom", w.key)
 	}
+	bs := int64(w.b.pool.BufferSize())
+	if w.size == segment.UnknownSize {
+		return w.writeUnsized(p, bs)
+	}
 	if int64(len(p)) > w.size-w.written {
 		return 0, fmt.Errorf("write %s: %d bytes at offset %d overrun the object's %d bytes", w.key, len(p), w.written, w.size)
 	}
-	bs := int64(w.b.pool.BufferSize())
 	if w.size > bs && (w.size+bs-1)/bs > MaxParts {
 		return 0, fmt.Errorf("write %s: %d bytes need more than %d parts of %d bytes (WriteFrom uses larger parts)", w.key, w.size, MaxParts, bs)
 	}
@@ -132,6 +136,37 @@ func (w *Writer) Write(p []byte) (int, error) {
 			err = w.sendCaller(p[:n])
 		default:
 			n, err = w.fill(p, bs)
+		}
+		w.written += int64(n)
+		p = p[n:]
+		if err != nil {
+			return total - len(p), err
+		}
+	}
+	return total, nil
+}
+
+// writeUnsized writes to an object of unknown size: whole buffers go up as parts from
+// the caller's memory; a shorter p ends the object, as its last part or, when nothing was
+// sent yet, as the whole object (see tail). It never waits for a pool buffer.
+func (w *Writer) writeUnsized(p []byte, bs int64) (int, error) {
+	if w.ended && len(p) > 0 {
+		return 0, fmt.Errorf("write %s: %d bytes after a short write ended an object of unknown size", w.key, len(p))
+	}
+	total := len(p)
+	for len(p) > 0 {
+		n := int(min(int64(len(p)), bs))
+		if int64(n) < bs {
+			w.ended = true
+		}
+		if w.written+int64(n) > MaxObjectSize || (int64(n) == bs && w.next > MaxParts) {
+			return total - len(p), fmt.Errorf("write %s: object of unknown size grows past %d bytes or %d parts", w.key, int64(MaxObjectSize), MaxParts)
+		}
+		var err error
+		if w.ended && w.written == 0 {
+			_, err = w.tail(p[:n])
+		} else {
+			err = w.sendCaller(p[:n])
 		}
 		w.written += int64(n)
 		p = p[n:]
@@ -325,6 +360,9 @@ func (w *Writer) WriteFrom(src io.ReaderAt) (uint32, error) {
 	if w.pulled || w.written > 0 {
 		return 0, fmt.Errorf("write %s: WriteFrom after Write or WriteFrom", w.key)
 	}
+	if w.size == segment.UnknownSize {
+		return 0, fmt.Errorf("write %s: WriteFrom needs the object's size, given as unknown", w.key)
+	}
 	w.pulled = true
 	if w.size <= w.b.putMax {
 		return w.stageAll(src)
@@ -411,6 +449,9 @@ func (w *Writer) wholeCRC() uint32 {
 func (w *Writer) Commit(ctx context.Context) error {
 	if err := w.usable("commit"); err != nil {
 		return err
+	}
+	if w.size == segment.UnknownSize {
+		w.size = w.written
 	}
 	if w.written != w.size {
 		return fmt.Errorf("commit %s: %d of %d bytes written", w.key, w.written, w.size)

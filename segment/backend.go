@@ -26,6 +26,13 @@ type Info struct {
 	CRC32C uint32
 }
 
+// UnknownSize, passed to Create as the size, starts an object whose length is only known
+// once it is written (package codec's compressed objects): the object is exactly the bytes
+// written before Commit. Every Write but the last must then be exactly the pool's buffer
+// size (whole buffers: an s3 part); a shorter Write ends the object, and a backend may
+// fail any Write after it (s3 does). WriteFrom (SourceWriter) is not available for such an object.
+const UnknownSize int64 = -1
+
 // Backend is a tier: immutable objects under Keys.
 //
 // Concurrency: every method may be called concurrently, on the same or different keys.
@@ -39,7 +46,7 @@ type Info struct {
 // Memory: a backend allocates no per-call buffer larger than 64 KiB; bulk bytes come from
 // the process's bufpool.Pool or are streamed from the source.
 type Backend interface {
-	// Create starts a new object of exactly size bytes under key. Nothing is visible
+	// Create starts a new object of exactly size bytes (or UnknownSize) under key. Nothing is visible
 	// under key until the Writer's Commit succeeds. ctx governs every call on the Writer
 	// but Abort: once ctx is done, Write and Commit fail with ctx's error.
 	Create(ctx context.Context, key Key, size int64) (Writer, error)

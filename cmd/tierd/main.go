@@ -99,7 +99,7 @@ with every I/O buffer taken from one fixed pool.`,
 	root.AddCommand(
 		newRunCmd(g), newScanCmd(g), newMigrateCmd(g), newRestoreCmd(g), newCatCmd(g), newLsCmd(g),
 		newVerifyCmd(g), newReconcileCmd(g), newCatalogCmd(g), newStatusCmd(g), newVersionCmd(), newDemoCmd(), newConfigCmd(g),
-		newCompactCmd(g), newQueryCmd(g), newReapCmd(g),
+		newCompactCmd(g), newQueryCmd(g), newReapCmd(g), newKeygenCmd(), newRekeyCmd(g),
 	)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	return root

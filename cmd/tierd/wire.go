@@ -16,6 +16,7 @@ import (
 
 	"github.com/tierd/tierd/bufpool"
 	"github.com/tierd/tierd/catalog"
+	"github.com/tierd/tierd/codec"
 	"github.com/tierd/tierd/config"
 	"github.com/tierd/tierd/daemon"
 	"github.com/tierd/tierd/internal/pacing"
@@ -29,12 +30,16 @@ import (
 // app is a loaded configuration with the objects built from it. Everything a subcommand
 // needs is built here, in one place, with an explicit switch per tier type.
 type app struct {
-	cfg   *config.Config
-	log   *zap.Logger
-	pool  *bufpool.Pool
-	tiers []daemon.Tier
-	srcs  []daemon.Source
-	cat   *catalog.Catalog
+	cfg  *config.Config
+	log  *zap.Logger
+	pool *bufpool.Pool
+	// codecs serves every tier with compression or encryption; nil if none has either.
+	codecs *codec.Codecs
+	// codecTiers are those tiers' codec wrappers, by tier name (for rekey).
+	codecTiers map[string]*codec.Backend
+	tiers      []daemon.Tier
+	srcs       []daemon.Source
+	cat        *catalog.Catalog
 
 	uploads uploadHook
 }
@@ -206,7 +211,42 @@ func (a *app) buildTier(ctx context.Context, t config.Tier) (daemon.Tier, error)
 	default:
 		return tier, usagef("tier %s: unknown type %q", t.Name, t.Type)
 	}
+	if t.Codec() {
+		be, err := a.wrapCodec(t, tier.Backend)
+		if err != nil {
+			return tier, err
+		}
+		tier.Backend = be
+	}
 	return tier, nil
+}
+
+// wrapCodec wraps a tier's backend in package codec: every command reads and writes the
+// tier's objects through it, so they all see the plaintext.
+func (a *app) wrapCodec(t config.Tier, inner segment.Backend) (*codec.Backend, error) {
+	if a.codecs == nil {
+		m := a.cfg.Memory
+		c, err := codec.NewCodecs(codec.CodecsConfig{Encoders: m.Codecs, Decoders: m.Codecs, BufferSize: int(m.BufferSize.Int64())})
+		if err != nil {
+			return nil, fmt.Errorf("memory.codecs: %w", err)
+		}
+		a.codecs = c
+		a.codecTiers = map[string]*codec.Backend{}
+	}
+	cfg := codec.Config{Compression: codec.CompressNone}
+	if t.Compression == config.CompressionZstd {
+		cfg.Compression = codec.CompressZstd
+	}
+	if f := t.Encryption.KeyFile; f != "" {
+		keys, err := codec.LoadKeyFile(f)
+		if err != nil {
+			return nil, usagef("tier %s: encryption.key_file: %v", t.Name, err)
+		}
+		cfg.Keys = keys
+	}
+	be := codec.New(inner, cfg, a.codecs, a.log.Named("codec").With(zap.String("tier", t.Name)))
+	a.codecTiers[t.Name] = be
+	return be, nil
 }
 
 // holder names this installation as a lease holder: its state_dir's instance id, and
@@ -307,6 +347,11 @@ func (a *app) tier(name string) (daemon.Tier, error) {
 func (a *app) close() {
 	if a.cat != nil {
 		a.cat.Close()
+	}
+	if a.codecs != nil {
+		if err := a.codecs.Close(); err != nil {
+			a.log.Error("BUG: codec buffers not released", zap.Error(err))
+		}
 	}
 	if a.pool != nil {
 		if err := a.pool.Check(); err != nil {

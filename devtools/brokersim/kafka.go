@@ -167,7 +167,7 @@ func (s *kafkaStore) appendBatch(n int, ts func(i int64) int64) error {
 		BaseOffset: p.next, LastOffsetDelta: int32(n - 1), BaseTimestamp: base, MaxTimestamp: base,
 		ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, Records: b.Records[:0],
 	}
-	fillRandom(s.rng, s.values[:n*s.o.RecordSize])
+	fillBody(s.rng, s.values[:n*s.o.RecordSize], s.o.TextBodies)
 	for i := range n {
 		t := ts(s.records + int64(i))
 		b.MaxTimestamp = max(b.MaxTimestamp, t)

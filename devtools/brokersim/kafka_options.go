@@ -19,6 +19,9 @@ type KafkaOptions struct {
 	Records      int64  // written at once, before the continuous phase
 	SegmentBytes int64  // log.segment.bytes; default 1 GiB
 	RecordSize   int    // value bytes per record; default 256
+	// TextBodies makes values JSON log lines (compressible like real payloads) instead of
+	// random bytes.
+	TextBodies bool
 	// BatchRecords is the most records per batch (each batch has 1..BatchRecords); default 10.
 	BatchRecords int
 	// IndexIntervalBytes is log.index.interval.bytes; default 4096.

@@ -186,7 +186,7 @@ func (s *rocketMQStore) append(ts, now int64) error {
 	m.StoreTimestamp = ts
 	m.BornHost = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(t), byte(1 + s.rng.IntN(200))}), uint16(30000+s.rng.IntN(30000)))
 	m.StoreHost = netip.MustParseAddrPort("10.0.0.1:10911")
-	fillRandom(s.rng, m.Body)
+	fillBody(s.rng, m.Body, s.o.TextBodies)
 
 	// 1-3 keys: an order id unique to the message, sometimes a shared customer id, and
 	// sometimes a non-ASCII key (BMP or beyond) to exercise the UTF-16 hash.
@@ -285,6 +285,23 @@ func (s *rocketMQStore) close() error {
 	}
 	keep(s.idx.close())
 	return err
+}
+
+// fillBody fills b with random bytes, or with JSON log lines if text.
+func fillBody(rng *rand.Rand, b []byte, text bool) {
+	if !text {
+		fillRandom(rng, b)
+		return
+	}
+	levels := [...]string{"info", "info", "info", "warn", "debug", "error"}
+	events := [...]string{"order created", "payment accepted", "item shipped", "cart updated", "login", "refund requested"}
+	var line []byte
+	for i := 0; i < len(b); {
+		line = fmt.Appendf(line[:0], `{"ts":"2026-12-03T%02d:%02d:%02d.%03dZ","level":"%s","user":"user-%06d","order":%d,"event":"%s","amount":%d.%02d,"region":"eu-west-%d"}`+"\n",
+			rng.IntN(24), rng.IntN(60), rng.IntN(60), rng.IntN(1000), levels[rng.IntN(len(levels))], rng.IntN(1000000),
+			rng.Int64N(1<<40), events[rng.IntN(len(events))], rng.IntN(100000), rng.IntN(100), 1+rng.IntN(3))
+		i += copy(b[i:], line)
+	}
 }
 
 // fillRandom fills b from rng.

@@ -22,7 +22,10 @@ type RocketMQOptions struct {
 	IndexSlots    int    // maxHashSlotNum; default 5,000,000
 	IndexItems    int    // maxIndexNum; default 20,000,000
 	BodySize      int    // message body bytes; default 512, at most 4 MiB
-	Seed          uint64 // content seed; same seed and options, same initial bytes
+	// TextBodies makes bodies JSON log lines (compressible like real payloads) instead of
+	// random bytes.
+	TextBodies bool
+	Seed       uint64 // content seed; same seed and options, same initial bytes
 	// Start is the store time of the first message. Default: Messages*Interval before now,
 	// so the initial phase ends about now.
 	Start time.Time

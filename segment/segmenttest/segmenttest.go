@@ -55,6 +55,7 @@ func Run(t *testing.T, h Harness) {
 		{"InvalidKeys", testInvalidKeys},
 		{"CancelMidWrite", testCancelMidWrite},
 		{"ClosedReader", testClosedReader},
+		{"UnknownSize", testUnknownSize},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -357,8 +358,8 @@ func testSizeMismatch(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	assertAbsent(t, b, key, "after overlong write")
-	if _, err := b.Create(ctx, key, -1); err == nil {
-		t.Fatal("Create with size -1 succeeded")
+	if _, err := b.Create(ctx, key, -2); err == nil {
+		t.Fatal("Create with size -2 succeeded")
 	}
 }
 
@@ -643,4 +644,58 @@ func testClosedReader(t *testing.T, h Harness) {
 	if _, err := r.ReadAt(make([]byte, 10), 0); err == nil {
 		t.Fatal("ReadAt after Close succeeded")
 	}
+}
+
+// testUnknownSize writes objects created with segment.UnknownSize as the contract allows:
+// whole pool buffers, then one shorter Write (or none).
+func testUnknownSize(t *testing.T, h Harness) {
+	b := h.New(t)
+	ctx := ctxT(t)
+	bs := h.Pool.BufferSize()
+	f := func(name string, n int) {
+		t.Helper()
+		key := mustKey("unknown/" + name)
+		data := Data(uint64(n)+7, n)
+		w, err := b.Create(ctx, key, segment.UnknownSize)
+		if err != nil {
+			t.Fatalf("Create %s: %v", key, err)
+		}
+		buf, err := h.Pool.Get(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for off := 0; off < n; off += bs {
+			m := copy(buf.Bytes(), data[off:min(n, off+bs)])
+			if _, err := w.Write(buf.Bytes()[:m]); err != nil {
+				buf.Release()
+				_ = w.Abort()
+				t.Fatalf("Write %s at %d: %v", key, off, err)
+			}
+		}
+		buf.Release()
+		if err := w.Commit(ctx); err != nil {
+			_ = w.Abort()
+			t.Fatalf("Commit %s: %v", key, err)
+		}
+		check(t, b, key, data)
+	}
+	f("empty", 0)
+	f("small", 100)
+	f("one-buffer", bs)
+	f("buffers-and-tail", 2*bs+12345)
+	f("whole-buffers", 3*bs)
+
+	// Abort of a partly written object of unknown size leaves nothing.
+	key := mustKey("unknown/aborted")
+	w, err := b.Create(ctx, key, segment.UnknownSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(make([]byte, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Abort(); err != nil {
+		t.Fatalf("Abort: %v", err)
+	}
+	assertAbsent(t, b, key, "after Abort")
 }
