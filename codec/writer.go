@@ -5,8 +5,10 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 
 	"github.com/tierd/tierd/segment"
 )
@@ -22,8 +24,10 @@ type writer struct {
 	hdr   []byte
 	aead  cipher.AEAD // nil when not encrypting
 
-	e       *encoder // nil until the first Write
-	staged  int      // plaintext bytes of the current frame in e.plain
+	e       *encoder  // nil until the first Write
+	out     outBuffer // with e
+	pulled  bool      // WriteFrom was called
+	staged  int       // plaintext bytes of the current frame in e.plain
 	outN    int      // bytes in e.out
 	frame   int64    // the next frame to encode
 	index   []byte
@@ -33,7 +37,10 @@ type writer struct {
 	done    bool
 }
 
-var _ segment.Checksummer = (*writer)(nil)
+var (
+	_ segment.Checksummer  = (*writer)(nil)
+	_ segment.SourceWriter = (*writer)(nil)
+)
 
 // Create implements segment.Backend: the inner object's size is exact when frames are
 // not compressed, and segment.UnknownSize otherwise.
@@ -99,17 +106,74 @@ func (w *writer) usable(op string) error {
 	return nil
 }
 
-// start takes an encoder and emits the header.
-func (w *writer) start() error {
+// start takes an encoder and an output buffer (see Codecs for the order), and emits the
+// header. The caller of WriteFrom holds no pool buffer; the caller of Write may.
+func (w *writer) start(pulled bool) error {
 	if w.e != nil {
 		return nil
 	}
-	e, err := w.b.codecs.getEncoder(w.ctx)
+	c := w.b.codecs
+	if pulled {
+		b, err := c.pool.Get(w.ctx)
+		if err != nil {
+			return fmt.Errorf("write %s: wait for a buffer: %w", w.key, err)
+		}
+		w.out = outBuffer{Buffer: b}
+	}
+	e, err := c.getEncoder(w.ctx)
 	if err != nil {
+		if w.out.Buffer != nil {
+			c.putOut(w.out)
+			w.out = outBuffer{}
+		}
 		return fmt.Errorf("write %s: wait for an encoder: %w", w.key, err)
 	}
 	w.e = e
+	if !pulled {
+		if w.out, err = c.getOut(w.ctx); err != nil {
+			return fmt.Errorf("write %s: wait for a buffer: %w", w.key, err)
+		}
+	}
 	return w.emit(w.hdr)
+}
+
+// WriteFrom implements segment.SourceWriter: it reads the source frame by frame straight
+// into the encoder's frame buffer (page-aligned, for O_DIRECT sources) and returns the
+// plaintext's CRC-32C. Call it holding no pool buffer (segment.Copy does).
+func (w *writer) WriteFrom(src io.ReaderAt) (uint32, error) {
+	if err := w.usable("write"); err != nil {
+		return 0, err
+	}
+	if w.pulled || w.written > 0 || w.h.Size < 0 {
+		return 0, fmt.Errorf("write %s: WriteFrom after Write, or of an object of unknown size", w.key)
+	}
+	w.pulled = true
+	if err := w.start(true); err != nil {
+		w.err = err
+		return 0, err
+	}
+	for w.written < w.h.Size {
+		if err := w.ctx.Err(); err != nil {
+			w.err = fmt.Errorf("write %s: %w", w.key, err)
+			return 0, w.err
+		}
+		p := w.e.plain[:w.h.frameLen(w.frame)]
+		n, err := src.ReadAt(p, w.written)
+		if n < len(p) {
+			if err == nil || errors.Is(err, io.EOF) {
+				err = segment.ErrSourceChanged
+			}
+			w.err = fmt.Errorf("write %s: read source at %d: %w", w.key, w.written+int64(n), err)
+			return 0, w.err
+		}
+		w.crc = crc32.Update(w.crc, segment.Castagnoli, p)
+		if err := w.encode(p); err != nil {
+			w.err = err
+			return 0, err
+		}
+		w.written += int64(len(p))
+	}
+	return w.crc, nil
 }
 
 // Write implements segment.Writer.
@@ -121,7 +185,10 @@ func (w *writer) Write(p []byte) (int, error) {
 		w.err = fmt.Errorf("write %s: %d bytes at offset %d overrun the object's %d bytes", w.key, len(p), w.written, w.h.Size)
 		return 0, w.err
 	}
-	if err := w.start(); err != nil {
+	if w.pulled {
+		return 0, fmt.Errorf("write %s: Write after WriteFrom", w.key)
+	}
+	if err := w.start(false); err != nil {
 		w.err = err
 		return 0, err
 	}
@@ -176,7 +243,7 @@ func (w *writer) encode(pt []byte) error {
 
 // emit appends p to the output buffer, handing it to the inner Writer whenever it is full.
 func (w *writer) emit(p []byte) error {
-	out := w.e.out.Bytes()
+	out := w.out.Bytes()
 	for len(p) > 0 {
 		n := copy(out[w.outN:], p)
 		w.outN += n
@@ -216,7 +283,7 @@ func (w *writer) Commit(ctx context.Context) error {
 }
 
 func (w *writer) finish(ctx context.Context) error {
-	if err := w.start(); err != nil {
+	if err := w.start(false); err != nil {
 		return err
 	}
 	if w.staged != 0 { // the last frame of an object of unknown size
@@ -233,11 +300,14 @@ func (w *writer) finish(ctx context.Context) error {
 		return err
 	}
 	if w.outN > 0 {
-		if _, err := w.inner.Write(w.e.out.Bytes()[:w.outN]); err != nil {
+		if _, err := w.inner.Write(w.out.Bytes()[:w.outN]); err != nil {
 			return err
 		}
 		w.outN = 0
 	}
+	// Every byte is with the inner Writer: the encoder and buffer can serve another
+	// object while this one's last parts upload.
+	w.release()
 	return w.inner.Commit(ctx)
 }
 
@@ -252,6 +322,10 @@ func (w *writer) Abort() error {
 }
 
 func (w *writer) release() {
+	if w.out.Buffer != nil {
+		w.b.codecs.putOut(w.out)
+		w.out = outBuffer{}
+	}
 	if w.e != nil {
 		w.b.codecs.putEncoder(w.e)
 		w.e = nil
