@@ -21,15 +21,15 @@ const DefaultFrameSize = 1 << 20
 // for a free encoder or decoder as it waits for a pool buffer; nothing grows with the
 // number of jobs.
 //
-// An encoder is held by one Writer from its first Write to its Commit or Abort; a decoder
-// for the decoding of one frame. A Writer also holds one output buffer, where frames are
-// gathered into whole buffers for the tier's backend (an s3 part each): a buffer of the
-// process's pool, taken before the encoder (segment.Copy calls WriteFrom holding no pool
-// buffer), or, for a Writer fed through Write by a caller that may hold pool buffers (the
-// compactor) and finding none free, the Codecs' one reserve buffer. So a goroutine holding
-// an encoder or decoder never waits for a pool buffer, and waiting for one cannot deadlock
-// with the pool. A caller must not wait for a pool buffer between two Writes of a codec
-// Writer (the compactor never does).
+// An encoder is held by one Writer from its first Write (or WriteFrom) until its last
+// frame is encoded; a decoder for the decoding of one frame. With its encoder a Writer
+// takes one output buffer, where frames are gathered into whole buffers for the tier's
+// backend (an s3 part each): a free buffer of the process's pool, else the Codecs' one
+// reserve buffer (its caller may hold pool buffers: the compactor does). So a goroutine
+// holding an encoder or decoder never waits for a pool buffer, one waiting for an encoder
+// holds none of its own, and waiting for either cannot deadlock with the pool. A caller
+// must not wait for a pool buffer between two Writes of a codec Writer (the compactor
+// never does).
 type Codecs struct {
 	frame   int
 	pool    *bufpool.Pool

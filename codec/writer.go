@@ -28,8 +28,8 @@ type writer struct {
 	out     outBuffer // with e
 	pulled  bool      // WriteFrom was called
 	staged  int       // plaintext bytes of the current frame in e.plain
-	outN    int      // bytes in e.out
-	frame   int64    // the next frame to encode
+	outN    int       // bytes in e.out
+	frame   int64     // the next frame to encode
 	index   []byte
 	written int64
 	crc     uint32
@@ -106,33 +106,21 @@ func (w *writer) usable(op string) error {
 	return nil
 }
 
-// start takes an encoder and an output buffer (see Codecs for the order), and emits the
-// header. The caller of WriteFrom holds no pool buffer; the caller of Write may.
-func (w *writer) start(pulled bool) error {
+// start takes an encoder, then an output buffer (see Codecs), and emits the header.
+// Waiting for an encoder, a Writer holds no buffer of its own: the pool stays free for
+// the writers that upload.
+func (w *writer) start() error {
 	if w.e != nil {
 		return nil
 	}
 	c := w.b.codecs
-	if pulled {
-		b, err := c.pool.Get(w.ctx)
-		if err != nil {
-			return fmt.Errorf("write %s: wait for a buffer: %w", w.key, err)
-		}
-		w.out = outBuffer{Buffer: b}
-	}
 	e, err := c.getEncoder(w.ctx)
 	if err != nil {
-		if w.out.Buffer != nil {
-			c.putOut(w.out)
-			w.out = outBuffer{}
-		}
 		return fmt.Errorf("write %s: wait for an encoder: %w", w.key, err)
 	}
 	w.e = e
-	if !pulled {
-		if w.out, err = c.getOut(w.ctx); err != nil {
-			return fmt.Errorf("write %s: wait for a buffer: %w", w.key, err)
-		}
+	if w.out, err = c.getOut(w.ctx); err != nil {
+		return fmt.Errorf("write %s: wait for a buffer: %w", w.key, err)
 	}
 	return w.emit(w.hdr)
 }
@@ -148,7 +136,7 @@ func (w *writer) WriteFrom(src io.ReaderAt) (uint32, error) {
 		return 0, fmt.Errorf("write %s: WriteFrom after Write, or of an object of unknown size", w.key)
 	}
 	w.pulled = true
-	if err := w.start(true); err != nil {
+	if err := w.start(); err != nil {
 		w.err = err
 		return 0, err
 	}
@@ -188,7 +176,7 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.pulled {
 		return 0, fmt.Errorf("write %s: Write after WriteFrom", w.key)
 	}
-	if err := w.start(false); err != nil {
+	if err := w.start(); err != nil {
 		w.err = err
 		return 0, err
 	}
@@ -283,7 +271,7 @@ func (w *writer) Commit(ctx context.Context) error {
 }
 
 func (w *writer) finish(ctx context.Context) error {
-	if err := w.start(false); err != nil {
+	if err := w.start(); err != nil {
 		return err
 	}
 	if w.staged != 0 { // the last frame of an object of unknown size
@@ -299,14 +287,15 @@ func (w *writer) finish(ctx context.Context) error {
 	if err := w.emit(f.marshal()); err != nil {
 		return err
 	}
+	// Encoded: the encoder can serve another object while this one's tail uploads.
+	w.b.codecs.putEncoder(w.e)
+	w.e = nil
 	if w.outN > 0 {
 		if _, err := w.inner.Write(w.out.Bytes()[:w.outN]); err != nil {
 			return err
 		}
 		w.outN = 0
 	}
-	// Every byte is with the inner Writer: the encoder and buffer can serve another
-	// object while this one's last parts upload.
 	w.release()
 	return w.inner.Commit(ctx)
 }
