@@ -16,7 +16,7 @@ import (
 )
 
 // SchemaVersion is the version of the database layout this package reads and writes.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // DBFile is the name of the catalog database inside state_dir.
 const DBFile = "catalog.db"
@@ -28,6 +28,8 @@ const lockTimeout = 250 * time.Millisecond
 // Buckets. Keys of bRecords are tier+"\x00"+key; keys of bHolders are
 // source+"\x00"+rel+"\x00"+tier+"\x00"+key with empty values (the Holders index, written in
 // the same transaction as the record); keys of bIntents are 8-byte big-endian intent IDs.
+// The indexes that keep planning and scanning off the record count are in index.go, the
+// local state the scans keep in local.go.
 var (
 	bMeta    = []byte("meta")
 	bRecords = []byte("records")
@@ -95,14 +97,16 @@ func initMeta(tx *bolt.Tx, stateDir, node string) error {
 	if err != nil {
 		return fmt.Errorf("create catalog meta: %w", err)
 	}
+	migrate := false
 	if v := meta.Get(metaSchema); v != nil {
 		n, err := strconv.Atoi(string(v))
 		if err != nil {
 			return fmt.Errorf("catalog in %s: bad schema version %q", stateDir, v)
 		}
-		if n != SchemaVersion {
+		if n != SchemaVersion && n != 1 {
 			return fmt.Errorf("catalog in %s has schema version %d; this tierd reads version %d", stateDir, n, SchemaVersion)
 		}
+		migrate = n == 1
 	} else if err := meta.Put(metaSchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
 		return fmt.Errorf("record catalog schema: %w", err)
 	}
@@ -113,6 +117,11 @@ func initMeta(tx *bolt.Tx, stateDir, node string) error {
 	} else if err := meta.Put(metaNode, []byte(node)); err != nil {
 		return fmt.Errorf("record catalog node: %w", err)
 	}
+	if migrate {
+		if err := meta.Put(metaSchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
+			return fmt.Errorf("record catalog schema: %w", err)
+		}
+	}
 	if meta.Get(metaInstance) == nil {
 		var id [8]byte
 		if _, err := rand.Read(id[:]); err != nil {
@@ -122,10 +131,14 @@ func initMeta(tx *bolt.Tx, stateDir, node string) error {
 			return fmt.Errorf("record instance id: %w", err)
 		}
 	}
-	for _, name := range [][]byte{bRecords, bHolders, bIntents} {
+	for _, name := range [][]byte{bRecords, bHolders, bIntents, bAge, bStats, bDue, bLAge, bLocal, bSeqs} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create catalog bucket %s: %w", name, err)
 		}
+	}
+	if migrate {
+		// Schema 1 had records, holders and intents only: build the indexes.
+		return migrateV1(tx)
 	}
 	return nil
 }

@@ -383,11 +383,11 @@ func TestOpenChecks(t *testing.T) {
 
 	// A newer schema is refused.
 	c = openT(t, dir, testNode)
-	if err := c.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Put(metaSchema, []byte("2")) }); err != nil {
+	if err := c.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Put(metaSchema, []byte("3")) }); err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
-	f(testNode, "schema version 2")
+	f(testNode, "schema version 3")
 
 	// Not a database.
 	bad := t.TempDir()

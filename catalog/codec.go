@@ -11,8 +11,14 @@ import (
 	"github.com/tierd/tierd/segment"
 )
 
-// MarkerVersion is the "v" field of the record encoding this package writes.
+// MarkerVersion is the "v" field of the record encoding this package writes for a
+// segment's first version: exactly the encoding of tierd before segment versions, so
+// tiers written then stay readable and are still written the same way.
 const MarkerVersion = 1
+
+// MarkerVersionSegmentVersions is the "v" of a record of a segment's version 2 or later
+// (Record.Version, DESIGN.md invariant 10), which adds the field "ver". Both are read.
+const MarkerVersionSegmentVersions = 2
 
 // MaxMarkerSize bounds an encoded record. Real ones are well under 4 KiB (two keys of at
 // most segment.MaxKeyLen bytes plus a few fields); anything larger is not a marker.
@@ -25,6 +31,9 @@ const MaxMarkerSize = 16 << 10
 //	 "rel":"commitlog/00000000000000000000","kind":"commitlog","fmt":"raw",
 //	 "size":1073741824,"crc":305419896,"lsize":1073741824,"lcrc":305419896,
 //	 "mtime":"2026-01-02T03:04:05.123456789Z","offloaded":"...","verified":"..."}
+//
+// A later version of a segment (Record.Version >= 2) is written with "v":2 and its
+// version in "ver", e.g. "key":"broker-a/k/t-0/00000000000000000000.log@v2",...,"ver":2.
 //
 // "tier" is absent from markers (the tier holding a marker is its tier). Numbers are
 // pointers so that a missing field is an error rather than a silent zero.
@@ -43,6 +52,7 @@ type wireRecord struct {
 	ModTime   time.Time `json:"mtime,omitzero"`
 	Offloaded time.Time `json:"offloaded,omitzero"`
 	Verified  time.Time `json:"verified,omitzero"`
+	Ver       int       `json:"ver,omitempty"` // v2 only: the segment's version, >= 2
 }
 
 // EncodeMarker encodes rec as the content of its marker object: versioned JSON holding
@@ -76,6 +86,10 @@ func encodeRecord(rec Record) ([]byte, error) {
 		Size: &rec.Size, CRC: &rec.CRC32C, LocalSize: &rec.LocalSize, LocalCRC: &rec.LocalCRC32C,
 		ModTime: rec.SegmentModTime, Offloaded: rec.OffloadedAt, Verified: rec.Verified,
 	}
+	if rec.Version >= 2 {
+		v = MarkerVersionSegmentVersions
+		w.Ver = rec.Version
+	}
 	b, err := json.Marshal(w)
 	if err != nil {
 		return nil, fmt.Errorf("encode record %s: %w", rec.Key, err)
@@ -99,8 +113,12 @@ func decodeRecord(data []byte) (Record, error) {
 	switch {
 	case w.V == nil:
 		return Record{}, fmt.Errorf("no version field \"v\"")
-	case *w.V != MarkerVersion:
-		return Record{}, fmt.Errorf("version %d; this tierd reads version %d", *w.V, MarkerVersion)
+	case *w.V != MarkerVersion && *w.V != MarkerVersionSegmentVersions:
+		return Record{}, fmt.Errorf("version %d; this tierd reads versions %d and %d", *w.V, MarkerVersion, MarkerVersionSegmentVersions)
+	case *w.V == MarkerVersion && w.Ver != 0:
+		return Record{}, fmt.Errorf("field \"ver\" in a version %d record", MarkerVersion)
+	case *w.V == MarkerVersionSegmentVersions && w.Ver < 2:
+		return Record{}, fmt.Errorf("version %d record without a segment version \"ver\" >= 2", MarkerVersionSegmentVersions)
 	case w.Size == nil || w.CRC == nil || w.LocalSize == nil || w.LocalCRC == nil:
 		return Record{}, fmt.Errorf("missing one of the fields size, crc, lsize, lcrc")
 	}
@@ -108,7 +126,7 @@ func decodeRecord(data []byte) (Record, error) {
 		Tier: w.Tier, Key: segment.Key(w.Key), Source: w.Source, Rel: w.Rel,
 		Kind: w.Kind, Format: w.Format,
 		Size: *w.Size, CRC32C: *w.CRC, LocalSize: *w.LocalSize, LocalCRC32C: *w.LocalCRC,
-		SegmentModTime: w.ModTime, OffloadedAt: w.Offloaded, Verified: w.Verified,
+		SegmentModTime: w.ModTime, OffloadedAt: w.Offloaded, Verified: w.Verified, Version: w.Ver,
 	}
 	if err := rec.Validate(); err != nil {
 		return Record{}, err

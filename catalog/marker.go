@@ -151,7 +151,7 @@ func (c *Catalog) Rebuild(ctx context.Context, tier string, b segment.Backend) (
 		r.rec.Tier = tier
 		recs = append(recs, r.rec)
 	}
-	if err := c.putAll(recs); err != nil {
+	if err := c.putAll(recs, true); err != nil {
 		return 0, nil, fmt.Errorf("rebuild tier %s: %w", tier, err)
 	}
 	c.log.Info("catalog rebuilt from markers", zap.String("tier", tier),

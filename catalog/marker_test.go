@@ -372,3 +372,58 @@ func TestWriteDeleteMarker(t *testing.T) {
 		t.Fatalf("failed writes left %+v", es)
 	}
 }
+
+// TestSegmentVersionMarkers: a record of a segment's version 2 or later is written as a
+// "v":2 marker with "ver" under the versioned key, and rebuilt beside the version-1
+// marker of the same file (which stays byte-identical to a marker of before versions).
+func TestSegmentVersionMarkers(t *testing.T) {
+	v1 := testRecord("hdd", "kafka", "orders-0/00000000000000000000.log", 1)
+	v2 := testRecord("hdd", "kafka", "orders-0/00000000000000000000.log", 2)
+	v2.Key, v2.Version = segment.WithVersion(v1.Key, 2), 2
+	data, err := EncodeMarker(v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(data, []byte(`{"v":2,"key":"`+testNode+`/kafka/orders-0/00000000000000000000.log@v2",`)) || !bytes.HasSuffix(data, []byte(`,"ver":2}`)) {
+		t.Fatalf("version-2 marker: %s", data)
+	}
+	got, err := DecodeMarker(data)
+	if err != nil || got.Version != 2 || got.Ver() != 2 {
+		t.Fatalf("DecodeMarker(%s) = %+v, %v", data, got, err)
+	}
+	if data, _ := EncodeMarker(v1); bytes.Contains(data, []byte(`"ver"`)) || !bytes.HasPrefix(data, []byte(`{"v":1,`)) {
+		t.Fatalf("version-1 marker changed: %s", data)
+	}
+	f := func(marker, want string) {
+		t.Helper()
+		if _, err := DecodeMarker([]byte(marker)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("DecodeMarker(%s) = %v, want an error containing %q", marker, err, want)
+		}
+	}
+	f(strings.Replace(validMarker, `}`, `,"ver":2}`, 1), `field "ver" in a version 1 record`)
+	f(strings.Replace(validMarker, `{"v":1,`, `{"v":2,`, 1), `without a segment version`)
+	f(strings.Replace(strings.Replace(validMarker, `{"v":1,`, `{"v":2,`, 1), `}`, `,"ver":3}`, 1), "the key names version 1, the record says 3")
+	bad := v2
+	bad.Version = 3
+	if _, err := EncodeMarker(bad); err == nil {
+		t.Fatal("a record whose key names another version was encoded")
+	}
+
+	// Both versions on one tier: rebuild restores both.
+	b, c := newMemBackend(), openT(t, t.TempDir(), testNode)
+	ctx := context.Background()
+	for _, rec := range []*Record{&v1, &v2} {
+		putObject(b, rec, 10+rec.Ver())
+		if err := c.WriteMarker(ctx, b, *rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, skipped, err := c.Rebuild(ctx, "hdd", b)
+	if err != nil || n != 2 || len(skipped) != 0 {
+		t.Fatalf("Rebuild = %d, %v, %v", n, skipped, err)
+	}
+	holders, err := c.Holders("kafka", v1.Rel)
+	if err != nil || len(holders) != 2 || holders[0].Ver()+holders[1].Ver() != 3 {
+		t.Fatalf("Holders after rebuild = %+v, %v", holders, err)
+	}
+}

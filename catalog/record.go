@@ -48,7 +48,16 @@ type Record struct {
 	SegmentModTime time.Time // modification time of the local file
 	OffloadedAt    time.Time // when the object was committed to the tier
 	Verified       time.Time // last successful verify of the object (size + CRC via Stat)
+
+	// Version is which version of the local file the object holds (DESIGN.md invariant
+	// 10): the broker rewrote the file after an earlier version was offloaded. 0 means
+	// the first version (records and markers made before versions existed); a version
+	// >= 2 is stored under segment.WithVersion of the first version's key.
+	Version int
 }
+
+// Ver is r's version: 1 for the first version, whether Version says 0 or 1.
+func (r Record) Ver() int { return max(r.Version, 1) }
 
 // Validate reports what is wrong with r, or nil. Every Record the catalog stores, and
 // every marker it encodes or decodes, is valid. Tier may be empty only in markers.
@@ -66,6 +75,12 @@ func (r Record) Validate() error {
 	}
 	if err := checkRel(r.Rel); err != nil {
 		return err
+	}
+	if r.Version < 0 {
+		return fmt.Errorf("object %s: version %d is negative", r.Key, r.Version)
+	}
+	if v := segment.KeyVersion(r.Key); v != r.Ver() {
+		return fmt.Errorf("object %s: the key names version %d, the record says %d", r.Key, v, r.Ver())
 	}
 	if r.Kind == "" || !utf8.ValidString(r.Kind) || len(r.Kind) > 64 {
 		return fmt.Errorf("kind %q: want 1 to 64 bytes of UTF-8", r.Kind)

@@ -13,11 +13,13 @@ import (
 // Put records rec (replacing any record of the same tier and key) and updates the Holders
 // index in the same transaction. It fails if rec is not valid or names no tier.
 func (c *Catalog) Put(rec Record) error {
-	return c.putAll([]Record{rec})
+	return c.putAll([]Record{rec}, false)
 }
 
-// putAll records every rec in one transaction.
-func (c *Catalog) putAll(recs []Record) error {
+// putAll records every rec in one transaction. rebuilt says the records come from outside
+// the offload pipeline (markers): other tiers may want those segments, so the due index
+// is rebuilt at the next IndexTiers.
+func (c *Catalog) putAll(recs []Record, rebuilt bool) error {
 	vals := make([][]byte, len(recs))
 	for i, rec := range recs {
 		if rec.Tier == "" {
@@ -34,6 +36,9 @@ func (c *Catalog) putAll(recs []Record) error {
 			if err := putTx(tx, rec, vals[i]); err != nil {
 				return err
 			}
+		}
+		if rebuilt {
+			return forgetDueTiersTx(tx)
 		}
 		return nil
 	})
@@ -55,7 +60,7 @@ func putTx(tx *bolt.Tx, rec Record, val []byte) error {
 	if err := tx.Bucket(bHolders).Put(holderKey(rec), nil); err != nil {
 		return fmt.Errorf("index record %s on tier %s: %w", rec.Key, rec.Tier, err)
 	}
-	return nil
+	return indexRecordTx(tx, rec.normalize(), 1)
 }
 
 // deleteTx removes the record of (tier, key) and its Holders entry, if there is one.
@@ -75,7 +80,7 @@ func deleteTx(tx *bolt.Tx, tier string, key segment.Key) error {
 	if err := tx.Bucket(bRecords).Delete(rk); err != nil {
 		return fmt.Errorf("delete record %s on tier %s: %w", key, tier, err)
 	}
-	return nil
+	return indexRecordTx(tx, old, -1)
 }
 
 // Get returns the record of key on tier. If there is none the error wraps
@@ -117,31 +122,64 @@ func (c *Catalog) Delete(tier string, key segment.Key) error {
 	return nil
 }
 
-// List returns the records of tier ("" for every tier), sorted by tier, then key.
+// List returns the records of tier ("" for every tier), sorted by tier, then key. It
+// holds them all: for tools and tests on small catalogs; anything that may see a large
+// catalog uses WalkRecords.
 func (c *Catalog) List(tier string) ([]Record, error) {
+	var recs []Record
+	err := c.WalkRecords(tier, func(r Record) error {
+		recs = append(recs, r)
+		return nil
+	})
+	return recs, err
+}
+
+// WalkRecords calls fn for every record of tier ("" for every tier), sorted by tier, then
+// key, reading them a page at a time: memory stays bounded whatever the number of
+// records, and no transaction is open while fn runs (fn may write to the catalog). Records
+// put or deleted during the walk may or may not be seen. An error from fn stops the walk
+// and is returned as is.
+func (c *Catalog) WalkRecords(tier string, fn func(Record) error) error {
 	var prefix []byte
 	if tier != "" {
 		if err := checkName("tier", tier); err != nil {
-			return nil, fmt.Errorf("list records: %w", err)
+			return fmt.Errorf("list records: %w", err)
 		}
 		prefix = []byte(tier + "\x00")
 	}
-	var recs []Record
-	err := c.db.View(func(tx *bolt.Tx) error {
-		cur := tx.Bucket(bRecords).Cursor()
-		for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
-			rec, err := decodeRecord(v)
-			if err != nil {
-				return fmt.Errorf("catalog value %q is corrupt: %w", k, err)
+	after := prefix
+	first := true
+	for {
+		var page []Record
+		err := c.db.View(func(tx *bolt.Tx) error {
+			cur := tx.Bucket(bRecords).Cursor()
+			k, v := cur.Seek(after)
+			if !first && k != nil && bytes.Equal(k, after) {
+				k, v = cur.Next()
 			}
-			recs = append(recs, rec)
+			for ; k != nil && bytes.HasPrefix(k, prefix) && len(page) < pageSize; k, v = cur.Next() {
+				rec, err := decodeRecord(v)
+				if err != nil {
+					return fmt.Errorf("catalog value %q is corrupt: %w", k, err)
+				}
+				page = append(page, rec)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("list records: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list records: %w", err)
+		for _, r := range page {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if len(page) < pageSize {
+			return nil
+		}
+		last := page[len(page)-1]
+		after, first = recordKey(last.Tier, last.Key), false
 	}
-	return recs, nil
 }
 
 // Holders returns the record of every tier holding a copy of the local file rel of
@@ -179,20 +217,19 @@ func (c *Catalog) Holders(source, rel string) ([]Record, error) {
 }
 
 // Dump writes every record as one JSON line (the marker encoding plus "tier"), sorted by
-// tier, then key. Two catalogs with the same records dump the same bytes.
+// tier, then key, streaming: it holds one page of records at a time. Two catalogs with the
+// same records dump the same bytes.
 func (c *Catalog) Dump(w io.Writer) error {
-	recs, err := c.List("")
-	if err != nil {
-		return fmt.Errorf("dump catalog: %w", err)
-	}
-	for _, rec := range recs {
+	err := c.WalkRecords("", func(rec Record) error {
 		b, err := encodeRecord(rec)
 		if err != nil {
-			return fmt.Errorf("dump catalog: %w", err)
+			return err
 		}
-		if _, err := w.Write(append(b, '\n')); err != nil {
-			return fmt.Errorf("dump catalog: %w", err)
-		}
+		_, err = w.Write(append(b, '\n'))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("dump catalog: %w", err)
 	}
 	return nil
 }

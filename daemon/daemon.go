@@ -28,17 +28,16 @@ type Daemon struct {
 	wake    chan struct{} // a job finished: plan again
 
 	mu       sync.Mutex
-	sealed   []segment.Segment    // from the last scan, oldest first
-	inFlight map[jobID]bool       // jobs running now
+	running  map[jobID]due        // jobs started and not yet recorded
 	retry    map[jobID]retryState // jobs that failed: when to try again
 	skipped  map[string]string    // path -> reason already logged (log once)
 	ready    bool
 	stopping bool
 	httpAddr string
 	oneShot  bool             // RunOnce: a job is tried once per pass
-	passDone map[jobID]bool   // RunOnce: jobs done in this pass
 	intents  map[jobID]uint64 // journal entries of running jobs, for NoteUpload
 	reaping  atomic.Bool      // maintenance runs (maintain)
+	scans    int              // scans made (by the one goroutine that scans)
 	// unsettled are the previous run's journaled intents not settled yet, and
 	// unreconciled the tiers a crash left to reconcile (settlePending works on both).
 	unsettled    map[uint64]catalog.Intent
@@ -58,11 +57,10 @@ type retryState struct {
 
 type sourceState struct {
 	Source
-	sealer   *segment.Sealer
 	lastScan time.Time
-	sealed   int
-	pending  []segment.Pending
-	skipped  []segment.Skipped
+	sealed   int // sealed files at the last scan
+	pending  int // files not sealed yet
+	skipped  int // files skipped as foreign or corrupt
 	scanErr  error
 }
 
@@ -92,30 +90,28 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, fmt.Errorf("daemon config: %w", err)
 	}
 	d := &Daemon{
-		cfg:      cfg,
-		log:      cfg.Log.Named("daemon"),
-		m:        newMetrics(cfg.Pool),
-		sources:  map[string]*sourceState{},
-		workers:  make(chan struct{}, cfg.Workers),
-		wake:     make(chan struct{}, 1),
-		inFlight: map[jobID]bool{},
-		retry:    map[jobID]retryState{},
-		skipped:  map[string]string{},
-		intents:  map[jobID]uint64{},
-		passDone: map[jobID]bool{},
+		cfg:     cfg,
+		log:     cfg.Log.Named("daemon"),
+		m:       newMetrics(cfg.Pool),
+		sources: map[string]*sourceState{},
+		workers: make(chan struct{}, cfg.Workers),
+		wake:    make(chan struct{}, 1),
+		running: map[jobID]due{},
+		retry:   map[jobID]retryState{},
+		skipped: map[string]string{},
+		intents: map[jobID]uint64{},
 
 		unsettled:    map[uint64]catalog.Intent{},
 		unreconciled: map[string]bool{},
 	}
 	for _, s := range cfg.Sources {
-		sealer, err := segment.NewSealer(s.SealGrace)
-		if err != nil {
-			return nil, fmt.Errorf("source %s: %w", s.Name, err)
+		if s.SealGrace < 0 {
+			return nil, fmt.Errorf("source %s: seal_grace %v is negative", s.Name, s.SealGrace)
 		}
 		if d.sources[s.Name] != nil {
 			return nil, fmt.Errorf("source %q defined twice", s.Name)
 		}
-		d.sources[s.Name] = &sourceState{Source: s, sealer: sealer}
+		d.sources[s.Name] = &sourceState{Source: s}
 	}
 	for _, t := range cfg.Tiers {
 		d.tiers = append(d.tiers, &tierState{Tier: t, slots: make(chan struct{}, t.Concurrency)})
@@ -280,7 +276,7 @@ func (d *Daemon) RunOnce(ctx context.Context) error {
 		if s.scanErr != nil {
 			errs = append(errs, fmt.Errorf("source %s: %w", s.Name, s.scanErr))
 		}
-		d.log.Info("pass done", zap.String("source", s.Name), zap.Int("sealed", s.sealed), zap.Int("not_sealed", len(s.pending)), zap.Int("skipped_files", len(s.skipped)))
+		d.log.Info("pass done", zap.String("source", s.Name), zap.Int("sealed", s.sealed), zap.Int("not_sealed", s.pending), zap.Int("skipped_files", s.skipped))
 	}
 	d.mu.Unlock()
 	for _, t := range d.tiers {
@@ -333,6 +329,9 @@ func (d *Daemon) start(ctx context.Context) error {
 	if err := d.recover(crashed); err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
+	if err := d.indexTiers(); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
 	for _, t := range d.tiers {
 		if t.CleanupAge <= 0 || d.oneShot {
 			d.cleanup(ctx, t)
@@ -347,11 +346,25 @@ func (d *Daemon) start(ctx context.Context) error {
 	return nil
 }
 
+// indexTiers has the catalog's due index cover the configured tiers (rebuilt when they
+// changed: one walk over the local state and the records).
+func (d *Daemon) indexTiers() error {
+	names := make([]string, len(d.tiers))
+	for i, t := range d.tiers {
+		names[i] = t.Name
+	}
+	rebuilt, err := d.cfg.Catalog.IndexTiers(names)
+	if err == nil && rebuilt {
+		d.log.Info("rebuilt the index of due copies for the configured tiers", zap.Strings("tiers", names))
+	}
+	return err
+}
+
 // shutdown waits for in-flight jobs up to ShutdownTimeout, then aborts them.
 func (d *Daemon) shutdown(jobs *sync.WaitGroup, cancelJobs context.CancelFunc, stopFences func()) error {
 	d.mu.Lock()
 	d.stopping = true
-	n := len(d.inFlight)
+	n := len(d.running)
 	d.mu.Unlock()
 	d.log.Info("stopping: no new jobs; waiting for jobs in flight", zap.Int("jobs", n), zap.Duration("deadline", d.cfg.ShutdownTimeout))
 	done := make(chan struct{})
@@ -385,39 +398,6 @@ func (d *Daemon) finish() error {
 	return nil
 }
 
-// scan scans every source, feeds the sealers, and keeps the sealed segments.
-func (d *Daemon) scan(ctx context.Context) {
-	start := time.Now()
-	now := d.cfg.Now()
-	var sealed []segment.Segment
-	for _, name := range sortedKeys(d.sources) {
-		s := d.sources[name]
-		res, err := s.Layout.Scan(ctx, s.Root)
-		if err != nil {
-			if ctx.Err() == nil {
-				d.log.Error("scan source", zap.String("source", s.Name), zap.String("path", s.Root), zap.Error(err))
-			}
-			d.mu.Lock()
-			s.scanErr = err
-			d.mu.Unlock()
-			continue
-		}
-		sl, pending := s.sealer.Observe(res, now)
-		d.noteSkipped(s, res.Skipped)
-		d.mu.Lock()
-		s.scanErr, s.lastScan, s.sealed, s.pending, s.skipped = nil, now, len(sl), pending, res.Skipped
-		d.mu.Unlock()
-		d.m.sealed.WithLabelValues(s.Name).Set(float64(len(sl)))
-		d.m.skippedFiles.WithLabelValues(s.Name).Set(float64(len(res.Skipped)))
-		sealed = append(sealed, sl...)
-	}
-	slices.SortStableFunc(sealed, func(a, b segment.Segment) int { return a.ModTime.Compare(b.ModTime) })
-	d.mu.Lock()
-	d.sealed = sealed
-	d.mu.Unlock()
-	d.m.scanSeconds.Observe(time.Since(start).Seconds())
-}
-
 // noteSkipped logs each skipped file once (one clear line), not at every scan.
 func (d *Daemon) noteSkipped(s *sourceState, skipped []segment.Skipped) {
 	d.mu.Lock()
@@ -426,10 +406,16 @@ func (d *Daemon) noteSkipped(s *sourceState, skipped []segment.Skipped) {
 		if d.skipped[sk.Path] == sk.Reason {
 			continue
 		}
+		if len(d.skipped) >= maxSkippedLogged {
+			clear(d.skipped) // bounded: a reason may then be logged again
+		}
 		d.skipped[sk.Path] = sk.Reason
 		d.log.Warn("skipping file in broker directory", zap.String("source", s.Name), zap.String("path", sk.Path), zap.String("reason", sk.Reason))
 	}
 }
+
+// maxSkippedLogged bounds the memory of which skipped files were already logged.
+const maxSkippedLogged = 4096
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"slices"
 	"sync"
 	"time"
 
@@ -14,35 +13,30 @@ import (
 )
 
 // dispatch starts the jobs the policy wants while workers and tier slots are free, and
-// returns how many it started. A job already running, waiting for a retry, or copying
-// to a paused tier is left for later.
+// returns how many it started. Each job comes from the catalog's indexes (nextJob: a
+// bounded look, whatever the number of records). A job starts only if, under d.mu, it is
+// neither running (a job stays running until its result is recorded) nor waiting for a
+// retry, and the catalog does not already hold its result: a job that finished while
+// dispatch waited for a worker is never started again (issue 15).
 func (d *Daemon) dispatch(ctx, jobCtx context.Context, jobs *sync.WaitGroup) int {
-	started := 0
-	now := d.cfg.Now()
+	started, rejected := 0, 0
 	d.checkTiers()
-	p, err := d.policy(now)
-	if err != nil {
-		d.log.Error("plan", zap.Error(err))
-		return 0
-	}
-	d.notePlan(p, now)
-	for _, j := range p.jobs {
-		id := j.id()
-		d.mu.Lock()
-		r, retrying := d.retry[id]
-		skip := d.inFlight[id] || d.stopping || (retrying && (d.oneShot || now.Before(r.next))) || d.passDone[id] || d.unsettledJob(id)
-		if j.kind == jobDeleteLocal {
-			skip = skip || d.readingLocal(j)
+	d.noteLag(d.cfg.Now(), false)
+	for ctx.Err() == nil && rejected < maxRejected {
+		now := d.cfg.Now()
+		j, ok, err := d.nextJob(now)
+		if err != nil {
+			d.log.Error("plan", zap.Error(err))
+			return started
 		}
-		d.mu.Unlock()
-		if skip || ctx.Err() != nil || (j.kind == jobCopy && (j.tier.isPaused() || j.tier.probing())) || (j.tier != nil && j.tier.fenced(now)) {
-			continue
+		if !ok {
+			return started
 		}
 		if j.tier != nil {
 			select {
 			case j.tier.slots <- struct{}{}:
 			default:
-				continue // the tier is busy; a finishing job wakes the loop
+				return started // cannot happen: nextJob offers only tiers with a free slot
 			}
 		}
 		select {
@@ -53,9 +47,28 @@ func (d *Daemon) dispatch(ctx, jobCtx context.Context, jobs *sync.WaitGroup) int
 			}
 			return started
 		}
+		id := j.id()
 		d.mu.Lock()
-		d.inFlight[id] = true
+		start := !d.stopping && !d.busy(id, now) && (j.tier == nil || !j.tier.fenced(now))
+		if start {
+			done, err := d.resultRecorded(j)
+			if err != nil {
+				d.log.Error("plan", zap.Error(err))
+			}
+			start = err == nil && !done
+		}
+		if start {
+			d.running[id] = j
+		}
 		d.mu.Unlock()
+		if !start {
+			<-d.workers
+			if j.tier != nil {
+				<-j.tier.slots
+			}
+			rejected++
+			continue
+		}
 		if j.tier != nil {
 			j.tier.enter(d.m)
 		}
@@ -77,30 +90,42 @@ func (d *Daemon) dispatch(ctx, jobCtx context.Context, jobs *sync.WaitGroup) int
 	return started
 }
 
+// maxRejected bounds how many jobs one dispatch may find already done or running after it
+// picked them (each is then passed over by the next look at the indexes).
+const maxRejected = 64
+
+// resultRecorded reports whether the catalog already holds what job j would do: the copy
+// recorded, the expired record gone, the deleted local file forgotten (d.mu held; the
+// catalog is only read).
+func (d *Daemon) resultRecorded(j due) (bool, error) {
+	switch j.kind {
+	case jobCopy:
+		_, err := d.cfg.Catalog.Get(j.tier.Name, j.key)
+		if errors.Is(err, segment.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	case jobExpire:
+		_, err := d.cfg.Catalog.Get(j.tier.Name, j.key)
+		if errors.Is(err, segment.ErrNotFound) {
+			return true, nil
+		}
+		return false, err
+	case jobDeleteLocal:
+		f, ok, err := d.cfg.Catalog.Local(j.seg.Source, j.seg.Rel)
+		return err == nil && (!ok || !f.Sealed || !f.ModTime.Equal(j.seg.ModTime)), err
+	}
+	return false, nil
+}
+
 // readingLocal reports whether a copy job is reading j's local file now (d.mu held).
 func (d *Daemon) readingLocal(j due) bool {
 	for _, t := range d.tiers {
-		if d.inFlight[jobID{t.Name, j.key}] {
+		if _, ok := d.running[jobID{t.Name, j.key}]; ok {
 			return true
 		}
 	}
 	return false
-}
-
-// notePlan publishes each tier's lag: how many copies are due and how old the oldest is.
-func (d *Daemon) notePlan(p plan, now time.Time) {
-	for _, t := range d.tiers {
-		count, oldest := p.dueCount[t.Name], p.oldestDue[t.Name]
-		t.mu.Lock()
-		t.due, t.oldestDue = count, oldest
-		t.mu.Unlock()
-		d.m.pendingSegments.WithLabelValues(t.Name).Set(float64(count))
-		lag := 0.0
-		if !oldest.IsZero() {
-			lag = now.Sub(oldest).Seconds()
-		}
-		d.m.oldestPending.WithLabelValues(t.Name).Set(lag)
-	}
 }
 
 // runJob runs one job with up to Attempts tries and records the outcome.
@@ -150,13 +175,10 @@ func (d *Daemon) runJob(ctx context.Context, id jobID, j due) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	delete(d.inFlight, id)
+	delete(d.running, id)
 	switch {
 	case err == nil:
 		delete(d.retry, id)
-		if d.oneShot {
-			d.passDone[id] = true
-		}
 		d.noteDone(j, rec)
 	case errors.Is(err, errSkip):
 		r := d.retry[id]
@@ -207,11 +229,13 @@ func (d *Daemon) noteDone(j due, rec catalog.Record) {
 	switch j.kind {
 	case jobCopy:
 		j.tier.noteSuccess(rec.Size)
+		j.tier.mu.Lock()
+		j.tier.due = max(j.tier.due-1, 0)
+		j.tier.mu.Unlock()
 		d.m.offloadedBytes.WithLabelValues(j.tier.Name).Add(float64(rec.Size))
 		d.m.offloadedSegments.WithLabelValues(j.tier.Name).Inc()
 	case jobDeleteLocal:
 		d.m.deletedLocal.WithLabelValues(j.seg.Source).Inc()
-		d.sealed = slices.DeleteFunc(slices.Clone(d.sealed), func(s segment.Segment) bool { return s.Path == j.seg.Path })
 	case jobExpire:
 		j.tier.mu.Lock()
 		j.tier.failing = false

@@ -113,7 +113,7 @@ func (d *Daemon) deleteLocal(ctx context.Context, j due) (catalog.Record, error)
 	}
 	r, err := posix.OpenFile(seg.Path, posix.ReadOptions{Direct: d.sources[seg.Source].ReadDirect})
 	if errors.Is(err, os.ErrNotExist) {
-		return want, nil // the broker deleted it first
+		return want, d.cfg.Catalog.DropLocal(seg.Source, seg.Rel) // the broker deleted it first
 	}
 	if err != nil {
 		return catalog.Record{}, err
@@ -134,6 +134,9 @@ func (d *Daemon) deleteLocal(ctx context.Context, j due) (catalog.Record, error)
 	}
 	failpoint.Hit("daemon.local_deleted")
 	if err := syncDir(filepath.Dir(seg.Path)); err != nil {
+		return catalog.Record{}, err
+	}
+	if err := d.cfg.Catalog.DropLocal(seg.Source, seg.Rel); err != nil {
 		return catalog.Record{}, err
 	}
 	return want, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/segment"
 )
 
@@ -48,7 +49,8 @@ type DueLater struct {
 }
 
 // Scan is a dry run: it scans twice (as sealing needs) and reports what the policy would
-// do, changing nothing.
+// do now. It records what it saw of the local files in the catalog (as a scan of the
+// daemon does) and changes nothing on the tiers or in the broker's directory.
 func (d *Daemon) Scan(ctx context.Context) (ScanReport, error) {
 	d.scan(ctx)
 	select {
@@ -56,49 +58,168 @@ func (d *Daemon) Scan(ctx context.Context) (ScanReport, error) {
 		return ScanReport{}, ctx.Err()
 	case <-time.After(d.onceSettle()):
 	}
-	now := d.cfg.Now()
 	var rep ScanReport
-	var sealed []segment.Segment
+	srs := map[string]*SourceReport{}
 	for _, name := range sortedKeys(d.sources) {
 		s := d.sources[name]
-		res, err := s.Layout.Scan(ctx, s.Root)
-		sr := SourceReport{Name: s.Name, Root: s.Root}
-		if err != nil {
-			sr.Error = err.Error()
-		} else {
-			sr.Sealed, sr.Unsealed = s.sealer.Observe(res, now)
-			sr.Skipped = res.Skipped
-			sealed = append(sealed, sr.Sealed...)
+		srs[name] = &SourceReport{Name: s.Name, Root: s.Root, Sealed: []segment.Segment{}, Unsealed: []segment.Pending{}, Skipped: []segment.Skipped{}}
+	}
+	d.scanWith(ctx, true, scanSink{
+		pending: func(p segment.Pending) { srs[p.Source].Unsealed = append(srs[p.Source].Unsealed, p) },
+		skipped: func(source string, sk segment.Skipped) { srs[source].Skipped = append(srs[source].Skipped, sk) },
+	})
+	now := d.cfg.Now()
+	for _, name := range sortedKeys(d.sources) {
+		s, sr := d.sources[name], srs[name]
+		if s.scanErr != nil {
+			sr.Error = s.scanErr.Error()
 		}
-		rep.Sources = append(rep.Sources, sr)
-	}
-	d.mu.Lock()
-	d.sealed = sealed
-	d.mu.Unlock()
-	d.checkTiers()
-	p, err := d.policy(now)
-	if err != nil {
-		return rep, err
-	}
-	for _, t := range d.tiers {
-		tr := TierReport{Name: t.Name, Paused: t.isPaused(), Present: p.present[t.Name], Later: p.later[t.Name]}
-		for _, j := range p.jobs {
-			switch {
-			case j.tier != t:
-			case j.kind == jobCopy && j.seg != nil:
-				tr.Move = append(tr.Move, j.seg.Path)
-			case j.kind == jobCopy:
-				tr.Move = append(tr.Move, j.from.Name+":"+string(j.key))
-			case j.kind == jobExpire:
-				tr.Expire = append(tr.Expire, string(j.key)+" ("+j.why+")")
+		err := d.cfg.Catalog.WalkLocal(s.Name, func(f catalog.LocalFile) error {
+			if !f.Sealed {
+				return nil
 			}
+			seg, err := localSegment(s, f)
+			if err == nil {
+				sr.Sealed = append(sr.Sealed, seg)
+			}
+			return nil
+		})
+		if err != nil {
+			return rep, err
+		}
+		rep.Sources = append(rep.Sources, *sr)
+	}
+	d.checkTiers()
+	for _, t := range d.tiers {
+		tr, err := d.tierReport(t, now)
+		if err != nil {
+			return rep, err
 		}
 		rep.Tiers = append(rep.Tiers, tr)
 	}
-	for _, j := range p.jobs {
-		if j.kind == jobDeleteLocal {
-			rep.DeleteLocal = append(rep.DeleteLocal, j.seg.Path)
+	err := d.walkDeletable(now, func(j due) { rep.DeleteLocal = append(rep.DeleteLocal, j.seg.Path) })
+	return rep, err
+}
+
+// tierReport is what the policy of t would do now.
+func (d *Daemon) tierReport(t *tierState, now time.Time) (TierReport, error) {
+	st, err := d.cfg.Catalog.Stats(t.Name)
+	if err != nil {
+		return TierReport{}, err
+	}
+	tr := TierReport{Name: t.Name, Paused: t.isPaused(), Present: int(st.Records)}
+	from, to := d.dueWindow(t, now)
+	var ents []catalog.Due
+	collect := func(e catalog.Due) int { ents = append(ents, e); return catalog.WalkNext }
+	if err := d.cfg.Catalog.WalkDue(t.Name, from, to, 0, collect); err != nil {
+		return tr, err
+	}
+	for _, e := range ents {
+		key, err := catalog.SegmentKey(d.cfg.Node, e.Source, e.Rel, e.Kind)
+		if err != nil {
+			continue
+		}
+		j, ok, _, err := d.makeCopy(t, e, key)
+		switch {
+		case err != nil:
+			return tr, err
+		case !ok:
+		case j.seg != nil:
+			tr.Move = append(tr.Move, j.seg.Path)
+		default:
+			tr.Move = append(tr.Move, j.from.Name+":"+string(j.key))
 		}
 	}
-	return rep, nil
+	ents = ents[:0]
+	if err := d.cfg.Catalog.WalkDue(t.Name, to.Add(time.Nanosecond), farFuture(now), 0, collect); err != nil {
+		return tr, err
+	}
+	for _, e := range ents {
+		if s := d.sources[e.Source]; s != nil {
+			if path, err := segment.LocalPath(s.Root, e.Rel); err == nil {
+				tr.Later = append(tr.Later, DueLater{Path: path, Due: e.ModTime.Add(t.OffloadAfter)})
+			}
+		}
+	}
+	err = d.walkExpirable(t, now, func(j due) { tr.Expire = append(tr.Expire, string(j.key)+" ("+j.why+")") })
+	return tr, err
+}
+
+// walkExpirable calls fn for every expiry the policy of t wants now (dry run).
+func (d *Daemon) walkExpirable(t *tierState, now time.Time, fn func(due)) error {
+	seen := map[segment.Key]bool{}
+	var held int64
+	if t.MaxBytes > 0 {
+		st, err := d.cfg.Catalog.Stats(t.Name)
+		if err != nil {
+			return err
+		}
+		held = st.Bytes
+	}
+	var ages []catalog.Aged
+	err := d.cfg.Catalog.WalkAged(t.Name, farFuture(now), 0, func(a catalog.Aged) int { ages = append(ages, a); return catalog.WalkNext })
+	if err != nil {
+		return err
+	}
+	for _, pass := range []string{"retain_for", "max_bytes"} {
+		for _, a := range ages {
+			if seen[a.Key] {
+				continue
+			}
+			if pass == "retain_for" && (t.RetainFor <= 0 || now.Sub(a.ModTime) < t.RetainFor) {
+				continue
+			}
+			if pass == "max_bytes" && (t.MaxBytes <= 0 || held <= t.MaxBytes) {
+				break
+			}
+			rec, err := d.cfg.Catalog.Get(t.Name, a.Key)
+			if err != nil {
+				continue
+			}
+			if ok, err := d.canDrop(t, rec, now); err != nil {
+				return err
+			} else if ok {
+				seen[a.Key] = true
+				held -= rec.Size
+				fn(due{kind: jobExpire, tier: t, key: a.Key, rec: rec, mtime: a.ModTime, why: pass})
+			}
+		}
+	}
+	return nil
+}
+
+// walkDeletable calls fn for every local file local.delete_after would delete now (dry run).
+func (d *Daemon) walkDeletable(now time.Time, fn func(due)) error {
+	if !d.cfg.LocalDelete {
+		return nil
+	}
+	var stale []catalog.Stale
+	err := d.cfg.Catalog.WalkStale(now.Add(-d.cfg.LocalDeleteAfter), 0, func(e catalog.Stale) int { stale = append(stale, e); return catalog.WalkNext })
+	if err != nil {
+		return err
+	}
+	for _, e := range stale {
+		s := d.sources[e.Source]
+		f, ok, err := d.cfg.Catalog.Local(e.Source, e.Rel)
+		if err != nil {
+			return err
+		}
+		if s == nil || !ok || !f.Sealed {
+			continue
+		}
+		key, err := catalog.SegmentKey(d.cfg.Node, f.Source, f.Rel, f.Kind)
+		if err != nil {
+			continue
+		}
+		held := true
+		for _, t := range d.requiredTiers() {
+			if _, err := d.cfg.Catalog.Get(t.Name, key); err != nil {
+				held = false
+			}
+		}
+		if seg, err := localSegment(s, f); err == nil && held {
+			fn(due{kind: jobDeleteLocal, key: key, seg: &seg, why: "delete_after"})
+		}
+	}
+	return nil
 }

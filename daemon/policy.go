@@ -1,10 +1,7 @@
 package daemon
 
 import (
-	"cmp"
 	"errors"
-	"fmt"
-	"slices"
 	"time"
 
 	"github.com/tierd/tierd/catalog"
@@ -46,184 +43,320 @@ func (j due) id() jobID {
 	return jobID{j.tier.Name, j.key}
 }
 
-// known is one segment tierd knows of: sealed on local disk, held by tiers, or both.
-type known struct {
-	key   segment.Key
-	local *segment.Segment
-	recs  map[string]catalog.Record // by tier
-	mtime time.Time
+// The policy, evaluated one job at a time from the catalog's indexes (catalog/index.go):
+// copies are the due entries of a tier up to now - offload_after, oldest first; expiries
+// the age index of a tier (retain_for, max_bytes); local deletions the local-age index. A
+// dispatch looks at a bounded number of entries per index, whatever the number of
+// records (DESIGN.md invariant 9).
+
+// lookahead is how many index entries past the busy ones (running or waiting for a retry)
+// one look at an index reads.
+const lookahead = 32
+
+// farFuture bounds index walks that want everything (still within UnixNano's range).
+func farFuture(now time.Time) time.Time { return now.Add(100 * 365 * 24 * time.Hour) }
+
+// dueWindow is the range of segment mtimes whose copies to t are due now: older than
+// offload_after, younger than retain_for (an older one would expire at once).
+func (d *Daemon) dueWindow(t *tierState, now time.Time) (from, to time.Time) {
+	if t.RetainFor > 0 {
+		from = now.Add(-t.RetainFor)
+	}
+	return from, now.Add(-t.OffloadAfter)
 }
 
-// gather merges the last scan's sealed segments with the catalog's records by key, oldest
-// first, so that segments whose local file is gone (deleted by policy or by the broker)
-// still move down the tiers and expire.
-func (d *Daemon) gather() ([]*known, error) {
+// walkLimit is how many index entries one look reads: enough to get past every busy one.
+func (d *Daemon) walkLimit() int {
 	d.mu.Lock()
-	sealed := d.sealed
-	d.mu.Unlock()
-	byKey := map[segment.Key]*known{}
-	for i := range sealed {
-		seg := &sealed[i]
-		key, err := d.segmentKey(*seg)
-		if err != nil {
-			continue
-		}
-		byKey[key] = &known{key: key, local: seg, recs: map[string]catalog.Record{}, mtime: seg.ModTime}
-	}
-	recs, err := d.cfg.Catalog.List("")
-	if err != nil {
-		return nil, fmt.Errorf("read catalog: %w", err)
-	}
-	for _, r := range recs {
-		if d.tier(r.Tier) == nil {
-			continue
-		}
-		k := byKey[r.Key]
-		if k == nil {
-			k = &known{key: r.Key, recs: map[string]catalog.Record{}, mtime: r.SegmentModTime}
-			byKey[r.Key] = k
-		}
-		k.recs[r.Tier] = r
-	}
-	out := make([]*known, 0, len(byKey))
-	for _, k := range byKey {
-		out = append(out, k)
-	}
-	slices.SortFunc(out, func(a, b *known) int {
-		return cmp.Or(a.mtime.Compare(b.mtime), cmp.Compare(a.key, b.key))
-	})
-	return out, nil
+	defer d.mu.Unlock()
+	return lookahead + len(d.running) + len(d.retry)
 }
 
-// plan is the policy's verdict at one moment.
-type plan struct {
-	jobs []due
-	// per tier: copies due now, and how late the oldest is
-	dueCount  map[string]int
-	oldestDue map[string]time.Time
-	// later: sealed segments a tier will want once offload_after has passed
-	later map[string][]DueLater
-	// present: segments a tier holds
-	present map[string]int
-}
-
-// policy decides, for every known segment and tier, what should happen now: copies to
-// tiers it is due on (from the local file while it exists, else from the hottest tier
-// holding it), expiry from tiers by retain_for and max_bytes (never the last copy a
-// colder tier still wants), and deletion of local files every required tier holds.
-func (d *Daemon) policy(now time.Time) (plan, error) {
-	items, err := d.gather()
-	if err != nil {
-		return plan{}, err
-	}
-	p := plan{dueCount: map[string]int{}, oldestDue: map[string]time.Time{}, later: map[string][]DueLater{}, present: map[string]int{}}
-	expiring := map[jobID]bool{}
-	var copies, expires, deletes []due
-	for _, t := range d.tiers {
-		var held int64
-		for _, k := range items {
-			age := now.Sub(k.mtime)
-			if rec, ok := k.recs[t.Name]; ok {
-				p.present[t.Name]++
-				if t.RetainFor > 0 && age >= t.RetainFor && d.canDrop(k, t, now, expiring) {
-					expiring[jobID{t.Name, k.key}] = true
-					expires = append(expires, due{kind: jobExpire, tier: t, key: k.key, rec: rec, mtime: k.mtime, why: "retain_for"})
-				} else {
-					held += rec.Size
-				}
-				continue
-			}
-			if age < t.OffloadAfter {
-				if k.local != nil {
-					p.later[t.Name] = append(p.later[t.Name], DueLater{Path: k.local.Path, Due: k.mtime.Add(t.OffloadAfter)})
-				}
-				continue
-			}
-			if t.RetainFor > 0 && age >= t.RetainFor {
-				continue // it would expire at once
-			}
-			j := due{kind: jobCopy, tier: t, key: k.key, seg: k.local, mtime: k.mtime}
-			if k.local == nil {
-				j.from = d.hottestHolder(k, t, expiring)
-				if j.from == nil {
-					continue
-				}
-				j.rec = k.recs[j.from.Name]
-			}
-			copies = append(copies, j)
-			p.dueCount[t.Name]++
-			if o := p.oldestDue[t.Name]; o.IsZero() || k.mtime.Before(o) {
-				p.oldestDue[t.Name] = k.mtime
-			}
-		}
-		// max_bytes: expire the oldest until the tier fits, keeping last copies.
-		for _, k := range items {
-			if t.MaxBytes <= 0 || held <= t.MaxBytes {
-				break
-			}
-			rec, ok := k.recs[t.Name]
-			if !ok || expiring[jobID{t.Name, k.key}] || !d.canDrop(k, t, now, expiring) {
-				continue
-			}
-			expiring[jobID{t.Name, k.key}] = true
-			expires = append(expires, due{kind: jobExpire, tier: t, key: k.key, rec: rec, mtime: k.mtime, why: "max_bytes"})
-			held -= rec.Size
-		}
-	}
-	if d.cfg.LocalDelete {
-		required := d.requiredTiers()
-		for _, k := range items {
-			if k.local == nil || now.Sub(k.mtime) < d.cfg.LocalDeleteAfter {
-				continue
-			}
-			ok := true
-			for _, t := range required {
-				if _, held := k.recs[t.Name]; !held || expiring[jobID{t.Name, k.key}] {
-					ok = false
-				}
-			}
-			if ok {
-				deletes = append(deletes, due{kind: jobDeleteLocal, key: k.key, seg: k.local, mtime: k.mtime, rec: k.recs[required[0].Name], why: "delete_after"})
-			}
-		}
-	}
-	p.jobs = slices.Concat(copies, deletes, expires)
-	return p, nil
-}
-
-// canDrop reports whether t may delete its copy of k: the local file still exists,
-// another tier holds a copy that is not expiring, or no other tier will want it (every
-// other tier would expire it too).
-func (d *Daemon) canDrop(k *known, t *tierState, now time.Time, expiring map[jobID]bool) bool {
-	if k.local != nil {
+// busy reports whether the job id is running or waiting for its retry (d.mu held).
+func (d *Daemon) busy(id jobID, now time.Time) bool {
+	if _, ok := d.running[id]; ok || d.unsettledJob(id) {
 		return true
 	}
+	r, retrying := d.retry[id]
+	return retrying && (d.oneShot || now.Before(r.next))
+}
+
+// expiring reports whether an expiry of key on tier is running (d.mu held).
+func (d *Daemon) expiring(tier string, key segment.Key) bool {
+	j, ok := d.running[jobID{tier, key}]
+	return ok && j.kind == jobExpire
+}
+
+// readFrom reports whether a running copy reads key from tier t (d.mu held): t must keep
+// it until the copy is done.
+func (d *Daemon) readFrom(t *tierState, key segment.Key) bool {
 	for _, u := range d.tiers {
-		if u == t {
-			continue
-		}
-		if _, ok := k.recs[u.Name]; ok && !expiring[jobID{u.Name, k.key}] {
+		if j, ok := d.running[jobID{u.Name, key}]; ok && j.kind == jobCopy && j.from == t {
 			return true
 		}
 	}
-	age := now.Sub(k.mtime)
-	for _, u := range d.tiers {
-		if u != t && (u.RetainFor <= 0 || age < u.RetainFor) {
-			return false
-		}
-	}
-	return true
+	return false
 }
 
-// hottestHolder is the first tier (in configuration order: hot to cold) other than t
-// that holds k and is not expiring it.
-func (d *Daemon) hottestHolder(k *known, t *tierState, expiring map[jobID]bool) *tierState {
-	for _, u := range d.tiers {
-		if _, ok := k.recs[u.Name]; ok && u != t && !expiring[jobID{u.Name, k.key}] {
-			return u
+// freeSlot reports whether t can take one more job now.
+func (t *tierState) freeSlot() bool {
+	return len(t.slots) < cap(t.slots) && !t.isPaused() && !t.probing()
+}
+
+// nextJob returns the first job the policy wants done now that is not busy: copies (tier
+// by tier, hot to cold, oldest segment first), then local deletions, then expiries. Tiers
+// without a free slot are passed over. Index entries that can no longer lead to a job are
+// dropped on the way.
+func (d *Daemon) nextJob(now time.Time) (due, bool, error) {
+	limit := d.walkLimit()
+	for _, t := range d.tiers {
+		if !t.freeSlot() || t.fenced(now) {
+			continue
+		}
+		if j, ok, err := d.nextCopy(t, now, limit); err != nil || ok {
+			return j, ok, err
 		}
 	}
-	return nil
+	if j, ok, err := d.nextDelete(now, limit); err != nil || ok {
+		return j, ok, err
+	}
+	for _, t := range d.tiers {
+		if len(t.slots) >= cap(t.slots) || t.fenced(now) {
+			continue
+		}
+		if j, ok, err := d.nextExpire(t, now, limit); err != nil || ok {
+			return j, ok, err
+		}
+	}
+	return due{}, false, nil
+}
+
+func (d *Daemon) nextCopy(t *tierState, now time.Time, limit int) (due, bool, error) {
+	from, to := d.dueWindow(t, now)
+	var cands []catalog.Due
+	err := d.cfg.Catalog.WalkDue(t.Name, from, to, limit, func(e catalog.Due) int {
+		cands = append(cands, e)
+		return catalog.WalkNext
+	})
+	if err != nil {
+		return due{}, false, err
+	}
+	for _, e := range cands {
+		key, err := catalog.SegmentKey(d.cfg.Node, e.Source, e.Rel, e.Kind)
+		if err != nil {
+			if err := d.cfg.Catalog.DropDue(e); err != nil {
+				return due{}, false, err
+			}
+			continue
+		}
+		d.mu.Lock()
+		busy := d.busy(jobID{t.Name, key}, now)
+		d.mu.Unlock()
+		if busy {
+			continue
+		}
+		j, ok, drop, err := d.makeCopy(t, e, key)
+		if err != nil {
+			return due{}, false, err
+		}
+		if drop {
+			if err := d.cfg.Catalog.DropDue(e); err != nil {
+				return due{}, false, err
+			}
+		}
+		if ok {
+			return j, true, nil
+		}
+	}
+	return due{}, false, nil
+}
+
+// makeCopy makes the copy job of due entry e to t: from the local file while it is sealed
+// with the entry's mtime, else from the hottest tier holding the key. drop says the entry
+// can lead to no copy (t holds it already, or nothing does).
+func (d *Daemon) makeCopy(t *tierState, e catalog.Due, key segment.Key) (j due, ok, drop bool, err error) {
+	if _, err := d.cfg.Catalog.Get(t.Name, key); err == nil {
+		return due{}, false, true, nil
+	} else if !errors.Is(err, segment.ErrNotFound) {
+		return due{}, false, false, err
+	}
+	j = due{kind: jobCopy, tier: t, key: key, mtime: e.ModTime}
+	if s := d.sources[e.Source]; s != nil {
+		f, ok, err := d.cfg.Catalog.Local(e.Source, e.Rel)
+		if err != nil {
+			return due{}, false, false, err
+		}
+		if ok && f.Sealed && f.ModTime.Equal(e.ModTime) {
+			seg, err := localSegment(s, f)
+			if err != nil {
+				return due{}, false, true, nil
+			}
+			j.seg = &seg
+			return j, true, false, nil
+		}
+	}
+	holders, err := d.cfg.Catalog.Holders(e.Source, e.Rel)
+	if err != nil {
+		return due{}, false, false, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, u := range d.tiers {
+		for _, r := range holders {
+			if u != t && r.Tier == u.Name && r.Key == key && !d.expiring(u.Name, key) {
+				j.from, j.rec = u, r
+				return j, true, false, nil
+			}
+		}
+	}
+	return due{}, false, len(holders) == 0, nil
+}
+
+func (d *Daemon) nextDelete(now time.Time, limit int) (due, bool, error) {
+	if !d.cfg.LocalDelete {
+		return due{}, false, nil
+	}
+	var cands []catalog.Stale
+	err := d.cfg.Catalog.WalkStale(now.Add(-d.cfg.LocalDeleteAfter), limit, func(e catalog.Stale) int {
+		cands = append(cands, e)
+		return catalog.WalkNext
+	})
+	if err != nil {
+		return due{}, false, err
+	}
+	required := d.requiredTiers()
+	for _, e := range cands {
+		s := d.sources[e.Source]
+		if s == nil {
+			continue
+		}
+		f, ok, err := d.cfg.Catalog.Local(e.Source, e.Rel)
+		if err != nil {
+			return due{}, false, err
+		}
+		if !ok || !f.Sealed {
+			continue
+		}
+		key, err := catalog.SegmentKey(d.cfg.Node, f.Source, f.Rel, f.Kind)
+		if err != nil {
+			continue
+		}
+		seg, err := localSegment(s, f)
+		if err != nil {
+			continue
+		}
+		j := due{kind: jobDeleteLocal, key: key, seg: &seg, mtime: f.ModTime, why: "delete_after"}
+		held := true
+		for i, t := range required {
+			rec, err := d.cfg.Catalog.Get(t.Name, key)
+			if err != nil {
+				held = false
+				break
+			}
+			if i == 0 {
+				j.rec = rec
+			}
+		}
+		if !held {
+			continue
+		}
+		d.mu.Lock()
+		skip := d.busy(j.id(), now) || d.readingLocal(j)
+		for _, t := range required {
+			skip = skip || d.expiring(t.Name, key)
+		}
+		d.mu.Unlock()
+		if !skip {
+			return j, true, nil
+		}
+	}
+	return due{}, false, nil
+}
+
+func (d *Daemon) nextExpire(t *tierState, now time.Time, limit int) (due, bool, error) {
+	pick := func(to time.Time, why string) (due, bool, error) {
+		var cands []catalog.Aged
+		err := d.cfg.Catalog.WalkAged(t.Name, to, limit, func(a catalog.Aged) int {
+			cands = append(cands, a)
+			return catalog.WalkNext
+		})
+		if err != nil {
+			return due{}, false, err
+		}
+		for _, a := range cands {
+			d.mu.Lock()
+			busy := d.busy(jobID{t.Name, a.Key}, now) || d.readFrom(t, a.Key)
+			d.mu.Unlock()
+			if busy {
+				continue
+			}
+			rec, err := d.cfg.Catalog.Get(t.Name, a.Key)
+			if err != nil {
+				continue
+			}
+			ok, err := d.canDrop(t, rec, now)
+			if err != nil {
+				return due{}, false, err
+			}
+			if ok {
+				return due{kind: jobExpire, tier: t, key: a.Key, rec: rec, mtime: a.ModTime, why: why}, true, nil
+			}
+		}
+		return due{}, false, nil
+	}
+	if t.RetainFor > 0 {
+		if j, ok, err := pick(now.Add(-t.RetainFor), "retain_for"); err != nil || ok {
+			return j, ok, err
+		}
+	}
+	if t.MaxBytes > 0 {
+		st, err := d.cfg.Catalog.Stats(t.Name)
+		if err != nil {
+			return due{}, false, err
+		}
+		held := st.Bytes
+		d.mu.Lock()
+		for _, j := range d.running {
+			if j.kind == jobExpire && j.tier == t {
+				held -= j.rec.Size
+			}
+		}
+		d.mu.Unlock()
+		if held > t.MaxBytes {
+			return pick(farFuture(now), "max_bytes")
+		}
+	}
+	return due{}, false, nil
+}
+
+// canDrop reports whether t may delete its copy rec: the local file still exists, another
+// tier holds a copy that is not expiring, or no other tier will want it (every other tier
+// would expire it too).
+func (d *Daemon) canDrop(t *tierState, rec catalog.Record, now time.Time) (bool, error) {
+	if f, ok, err := d.cfg.Catalog.Local(rec.Source, rec.Rel); err != nil {
+		return false, err
+	} else if ok && f.Sealed {
+		return true, nil
+	}
+	holders, err := d.cfg.Catalog.Holders(rec.Source, rec.Rel)
+	if err != nil {
+		return false, err
+	}
+	d.mu.Lock()
+	for _, r := range holders {
+		if r.Tier != t.Name && r.Key == rec.Key && d.tier(r.Tier) != nil && !d.expiring(r.Tier, r.Key) {
+			d.mu.Unlock()
+			return true, nil
+		}
+	}
+	d.mu.Unlock()
+	age := now.Sub(rec.SegmentModTime)
+	for _, u := range d.tiers {
+		if u != t && (u.RetainFor <= 0 || age < u.RetainFor) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // requiredTiers are the tiers that must hold a segment before its local file may be
@@ -240,6 +373,3 @@ func (d *Daemon) requiredTiers() []*tierState {
 	}
 	return out
 }
-
-// errNoHolder is returned by a copy from a tier when no tier holds the segment any more.
-var errNoHolder = errors.New("no tier holds the segment")

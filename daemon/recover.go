@@ -259,11 +259,8 @@ func (d *Daemon) Reconcile(ctx context.Context) (ReconcileReport, error) {
 // reconcileTier reconciles t's records into rep; it stops at the first object it cannot
 // check (the store did not answer).
 func (d *Daemon) reconcileTier(ctx context.Context, t *tierState, rep *ReconcileReport) (*ReconcileReport, error) {
-	recs, err := d.cfg.Catalog.List(t.Name)
-	if err != nil {
-		return rep, err
-	}
-	for _, rec := range recs {
+	dropped := 0
+	err := d.cfg.Catalog.WalkRecords(t.Name, func(rec catalog.Record) error {
 		rep.Checked++
 		info, err := t.Backend.Stat(ctx, rec.Key)
 		switch {
@@ -271,23 +268,37 @@ func (d *Daemon) reconcileTier(ctx context.Context, t *tierState, rep *Reconcile
 			d.log.Error("catalog lists an object its tier does not have: dropping the record so it is offloaded again",
 				zap.String("tier", rec.Tier), zap.Stringer("key", rec.Key))
 		case err != nil:
-			return rep, fmt.Errorf("stat %s on %s: %w", rec.Key, rec.Tier, err)
+			return fmt.Errorf("stat %s on %s: %w", rec.Key, rec.Tier, err)
 		case info.Size != rec.Size || info.CRC32C != rec.CRC32C:
 			d.log.Error("object differs from its catalog record: deleting it so it is offloaded again",
 				zap.String("tier", rec.Tier), zap.Stringer("key", rec.Key), zap.Int64("size", info.Size), zap.Int64("want_size", rec.Size))
 			if err := d.cfg.Catalog.DeleteMarker(ctx, t.Backend, rec.Key); err != nil {
-				return rep, err
+				return err
 			}
 			if err := t.Backend.Delete(ctx, rec.Key); err != nil {
-				return rep, err
+				return err
 			}
 		default:
-			continue
+			return nil
 		}
 		if err := d.cfg.Catalog.Delete(rec.Tier, rec.Key); err != nil {
-			return rep, err
+			return err
 		}
+		dropped++
 		rep.Dropped = append(rep.Dropped, rec.Tier+":"+string(rec.Key))
+		return nil
+	})
+	if dropped > 0 {
+		// The dropped segments are wanted again: rebuild the due index.
+		if rerr := d.cfg.Catalog.ResetDue(); rerr != nil {
+			return rep, errors.Join(err, rerr)
+		}
+		if rerr := d.indexTiers(); rerr != nil {
+			return rep, errors.Join(err, rerr)
+		}
+	}
+	if err != nil {
+		return rep, err
 	}
 	return rep, nil
 }

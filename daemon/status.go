@@ -84,7 +84,7 @@ func (d *Daemon) Status() Status {
 	}
 	for _, name := range sortedKeys(d.sources) {
 		s := d.sources[name]
-		ss := SourceStatus{Name: s.Name, Root: s.Root, LastScan: s.lastScan, Sealed: s.sealed, Unsealed: len(s.pending), Skipped: len(s.skipped)}
+		ss := SourceStatus{Name: s.Name, Root: s.Root, LastScan: s.lastScan, Sealed: s.sealed, Unsealed: s.pending, Skipped: s.skipped}
 		if s.scanErr != nil {
 			ss.ScanError = s.scanErr.Error()
 			st.Ready = false

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -164,9 +165,11 @@ func (l *kafka) scanPartition(s *scan, dir string) error {
 		return cmp.Or(cmp.Compare(a.off, b.off), cmp.Compare(a.order, b.order))
 	})
 	activeName := offsetName(active) + ".log"
+	bases := slices.Sorted(maps.Keys(logs))
 	var out []Candidate
 	for _, f := range files {
 		c := f.c
+		c.Group = kafkaGroup(dir, bases, f.off)
 		switch {
 		case f.kf.kind == KindKafkaSnapshot && !hasLog:
 			c.Why = "producer snapshot in a partition without a log segment"
@@ -191,6 +194,20 @@ func (l *kafka) scanPartition(s *scan, dir string) error {
 	return nil
 }
 
+// kafkaGroup is the group of a file at offset off in partition dir: the segment whose
+// base offset is the greatest at most off ("" when off is below every segment's).
+func kafkaGroup(dir string, bases []int64, off int64) string {
+	i, found := slices.BinarySearch(bases, off)
+	switch {
+	case found:
+	case i == 0:
+		return ""
+	default:
+		i--
+	}
+	return dir + "/" + offsetName(bases[i])
+}
+
 func hasAnySuffix(s string, suffixes []string) bool {
 	for _, x := range suffixes {
 		if strings.HasSuffix(s, x) {
@@ -198,4 +215,33 @@ func hasAnySuffix(s string, suffixes []string) bool {
 		}
 	}
 	return false
+}
+
+// ParseKafkaRel splits the path of a Kafka segment file relative to its log.dir
+// ("<topic>-<partition>/<20-digit offset>.<ext>") into its partition directory, its
+// offset (a base offset; a producer snapshot's own offset) and its kind.
+func ParseKafkaRel(rel string) (dir string, offset int64, kind Kind, ok bool) {
+	dir, name, found := strings.Cut(rel, "/")
+	if !found || strings.Contains(name, "/") {
+		return "", 0, "", false
+	}
+	if _, _, ok := parsePartitionDir(dir); !ok {
+		return "", 0, "", false
+	}
+	off, kf, ok := parseKafkaFile(name)
+	if !ok {
+		return "", 0, "", false
+	}
+	return dir, off, kf.kind, true
+}
+
+// KafkaRel is the path of the Kafka segment file of kind at offset in partition
+// directory dir, relative to the log.dir ("" for a kind that is not Kafka's).
+func KafkaRel(dir string, offset int64, kind Kind) string {
+	for _, f := range kafkaFiles {
+		if f.kind == kind {
+			return dir + "/" + offsetName(offset) + f.ext
+		}
+	}
+	return ""
 }

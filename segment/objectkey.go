@@ -3,15 +3,21 @@ package segment
 import (
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
 
 // The object-key scheme, the one place where segments become keys (DESIGN.md "Keys"):
 //
-//	<node>/<source>/<rel>        a segment file, byte for byte
-//	<node>/<source>/<rel>.tix    the compacted form of an index file
-//	<node>/_tierd/...            tierd's own objects (markers)
+//	<node>/<source>/<rel>            a segment file, byte for byte
+//	<node>/<source>/<rel>.tix        the compacted form of an index file
+//	<node>/<source>/<rel>@v<N>       version N >= 2 of a segment file the broker rewrote
+//	<node>/<source>/<rel>@v<N>.tix   (DESIGN.md invariant 10), compacted or not
+//	<node>/_tierd/...                tierd's own objects (markers)
+//
+// The first version of a file has no version suffix, so keys written before versions
+// existed are version 1 as they are.
 //
 // A tier adds its own prefix in front. The mapping depends only on node, source name and
 // the file's path relative to the source directory, so the same segment always maps to
@@ -19,6 +25,43 @@ import (
 
 // CompactedSuffix ends the key of a compacted index.
 const CompactedSuffix = ".tix"
+
+// VersionMark starts the version suffix "@v<N>" of a key of version N >= 2.
+const VersionMark = "@v"
+
+// maxVersion bounds a key's version (a version is an int32 in markers' users).
+const maxVersion = 1<<31 - 1
+
+// WithVersion returns k, a key ObjectKey or CompactedKey made (version 1), as the key of
+// version v: k itself for v <= 1, else with "@v<v>" before a compacted key's ".tix" or
+// at the end.
+func WithVersion(k Key, v int) Key {
+	if v <= 1 {
+		return k
+	}
+	suffix := VersionMark + strconv.Itoa(v)
+	if base, ok := strings.CutSuffix(string(k), CompactedSuffix); ok {
+		return Key(base + suffix + CompactedSuffix)
+	}
+	return Key(string(k) + suffix)
+}
+
+// cutVersion splits a trailing "@v<N>" (N >= 2, no leading zero) off s.
+func cutVersion(s string) (string, int, bool) {
+	i := strings.LastIndex(s, VersionMark)
+	if i < 0 {
+		return s, 1, false
+	}
+	digits := s[i+len(VersionMark):]
+	if digits == "" || len(digits) > 10 || digits[0] == '0' {
+		return s, 1, false
+	}
+	v, err := strconv.Atoi(digits)
+	if err != nil || v < 2 || v > maxVersion {
+		return s, 1, false
+	}
+	return s[:i], v, true
+}
 
 // MarkerDir is the key component, directly under a node, that holds tierd's own objects.
 // Source names cannot collide with it: names starting with '_' are reserved.
@@ -54,13 +97,17 @@ func CheckName(name string) error {
 
 // checkRel reports why rel cannot be a segment's relative path, or nil: it must be a
 // valid key on its own (relative, no empty, "." or ".." component) and must not end in
-// CompactedSuffix, which would make plain and compacted keys ambiguous.
+// CompactedSuffix or a version suffix, which would make keys ambiguous. (No broker names
+// a file so.)
 func checkRel(rel string) error {
 	if err := checkKey(rel); err != nil {
 		return fmt.Errorf("relative path %q: %w", rel, err)
 	}
 	if strings.HasSuffix(rel, CompactedSuffix) {
 		return fmt.Errorf("relative path %q ends in %s", rel, CompactedSuffix)
+	}
+	if _, _, ok := cutVersion(rel); ok {
+		return fmt.Errorf("relative path %q ends in a version suffix (%s<N>)", rel, VersionMark)
 	}
 	return nil
 }
@@ -92,33 +139,50 @@ func CompactedKey(node, source, rel string) (Key, error) {
 	return ParseKey(string(k) + CompactedSuffix)
 }
 
-// ParseObjectKey is the inverse of ObjectKey and CompactedKey: it splits k (without a
-// tier prefix) into node, source and rel, and says whether k names a compacted index. It
-// refuses every key that ObjectKey and CompactedKey would not produce, so a rel it
-// returns is safe to join under a directory (see LocalPath).
+// ParseObjectKey is the inverse of ObjectKey and CompactedKey, also of their versions
+// (WithVersion): it splits k (without a tier prefix) into node, source and rel, and says
+// whether k names a compacted index; KeyVersion says which version. It refuses every key
+// those would not produce, so a rel it returns is safe to join under a directory (see
+// LocalPath).
 func ParseObjectKey(k Key) (node, source, rel string, compacted bool, err error) {
+	node, source, rel, compacted, _, err = parseObjectKey(k)
+	return node, source, rel, compacted, err
+}
+
+// KeyVersion is the version of the segment key k names: 1 for a key without a version
+// suffix (or one ParseObjectKey refuses).
+func KeyVersion(k Key) int {
+	_, _, _, _, v, err := parseObjectKey(k)
+	if err != nil {
+		return 1
+	}
+	return v
+}
+
+func parseObjectKey(k Key) (node, source, rel string, compacted bool, version int, err error) {
 	if err := k.Valid(); err != nil {
-		return "", "", "", false, err
+		return "", "", "", false, 0, err
 	}
 	parts := strings.SplitN(string(k), "/", 3)
 	if len(parts) != 3 {
-		return "", "", "", false, fmt.Errorf("key %q is not <node>/<source>/<path>", k)
+		return "", "", "", false, 0, fmt.Errorf("key %q is not <node>/<source>/<path>", k)
 	}
 	node, source, rel = parts[0], parts[1], parts[2]
 	if r, ok := strings.CutSuffix(rel, CompactedSuffix); ok {
 		rel, compacted = r, true
 	}
+	rel, version, _ = cutVersion(rel)
 	want, err := ObjectKey(node, source, rel)
 	if err == nil && compacted {
 		want, err = CompactedKey(node, source, rel)
 	}
 	if err != nil {
-		return "", "", "", false, fmt.Errorf("parse key %q: %w", k, err)
+		return "", "", "", false, 0, fmt.Errorf("parse key %q: %w", k, err)
 	}
-	if want != k {
-		panic(fmt.Sprintf("BUG: key %q parsed into %q %q %q but maps back to %q", k, node, source, rel, want))
+	if want = WithVersion(want, version); want != k {
+		panic(fmt.Sprintf("BUG: key %q parsed into %q %q %q v%d but maps back to %q", k, node, source, rel, version, want))
 	}
-	return node, source, rel, compacted, nil
+	return node, source, rel, compacted, version, nil
 }
 
 // LocalPath returns where the segment at rel lives under dir (a source directory, or a

@@ -143,6 +143,7 @@ func FuzzParseObjectKey(f *testing.F) {
 	for _, s := range []string{
 		"broker-a/rmq/commitlog/00000000001073741824", "n/s/index/20240101000000000.tix",
 		"n/s/x.tix.tix", "n/_tierd/markers/x", "n/s/../x", "n/s/.tix", "n/s", "a\\b/c/d", "n/s/a/",
+		"n/k/t-0/00000000000000000000.log@v2", "n/s/index/20240101000000000@v12.tix", "n/s/x@v1", "n/s/x@v02", "n/s/@v3",
 	} {
 		f.Add(s)
 	}
@@ -156,6 +157,7 @@ func FuzzParseObjectKey(f *testing.F) {
 			build = CompactedKey
 		}
 		k, err := build(node, source, rel)
+		k = WithVersion(k, KeyVersion(Key(s)))
 		if err != nil || string(k) != s {
 			t.Fatalf("%q parsed to %q %q %q %v, which maps to %q, %v", s, node, source, rel, compacted, k, err)
 		}
@@ -168,4 +170,37 @@ func FuzzParseObjectKey(f *testing.F) {
 			t.Fatalf("LocalPath of accepted rel %q = %q, outside %q", rel, p, base)
 		}
 	})
+}
+
+// TestVersionedKeys: version 1 is today's key; later versions add "@v<N>" (before
+// ".tix"), parse back to the same rel, and rels that look versioned are refused.
+func TestVersionedKeys(t *testing.T) {
+	f := func(k Key, v int, want string) {
+		t.Helper()
+		got := WithVersion(k, v)
+		if string(got) != want {
+			t.Fatalf("WithVersion(%s, %d) = %s, want %s", k, v, got, want)
+		}
+		_, _, rel, compacted, err := ParseObjectKey(got)
+		if err != nil || KeyVersion(got) != max(v, 1) {
+			t.Fatalf("ParseObjectKey(%s) = %q, %v; version %d, want %d", got, rel, err, KeyVersion(got), max(v, 1))
+		}
+		if compacted != strings.HasSuffix(want, ".tix") || strings.Contains(rel, "@") {
+			t.Fatalf("ParseObjectKey(%s): rel %q compacted %v", got, rel, compacted)
+		}
+	}
+	log, _ := ObjectKey("n", "k", "t-0/00000000000000000000.log")
+	tix, _ := CompactedKey("n", "r", "index/20240101000000000")
+	f(log, 0, "n/k/t-0/00000000000000000000.log")
+	f(log, 1, "n/k/t-0/00000000000000000000.log")
+	f(log, 2, "n/k/t-0/00000000000000000000.log@v2")
+	f(log, 31, "n/k/t-0/00000000000000000000.log@v31")
+	f(tix, 1, "n/r/index/20240101000000000.tix")
+	f(tix, 3, "n/r/index/20240101000000000@v3.tix")
+	if _, err := ObjectKey("n", "k", "t-0/x.log@v2"); err == nil {
+		t.Fatal("a rel ending in a version suffix was accepted")
+	}
+	if v := KeyVersion("n/k/x@v1"); v != 1 {
+		t.Fatalf("@v1 is not a version suffix, got version %d", v)
+	}
 }

@@ -78,3 +78,46 @@ func TestRecognize(t *testing.T) {
 		t.Fatalf("missing path: %v does not wrap fs.ErrNotExist", err)
 	}
 }
+
+// TestKafkaGroups: the files of a Kafka segment share its group; a producer snapshot
+// joins the segment its offset falls in; RocketMQ files are units by themselves.
+func TestKafkaGroups(t *testing.T) {
+	spec := treeSpec{opts: LayoutOptions{Source: "s"}, lines: []string{
+		"x: file t-0/00000000000000000003.snapshot 10",
+		"x: file t-0/00000000000000000005.log 100",
+		"x: file t-0/00000000000000000005.index 8",
+		"x: file t-0/00000000000000000005.timeindex 12",
+		"x: file t-0/00000000000000000005.txnindex 34",
+		"x: file t-0/00000000000000000005.snapshot 10",
+		"x: file t-0/00000000000000000007.snapshot 10",
+		"x: file t-0/00000000000000000010.log 100",
+		"x: file t-0/00000000000000000010.snapshot 10",
+	}}
+	root := spec.build(t)
+	l, err := NewLayout(LayoutKafka, spec.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.Scan(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range res.Candidates() {
+		got = append(got, c.Rel+"="+c.GroupName())
+	}
+	want := []string{
+		"t-0/00000000000000000003.snapshot=t-0/00000000000000000003.snapshot",
+		"t-0/00000000000000000005.log=t-0/00000000000000000005",
+		"t-0/00000000000000000005.index=t-0/00000000000000000005",
+		"t-0/00000000000000000005.timeindex=t-0/00000000000000000005",
+		"t-0/00000000000000000005.txnindex=t-0/00000000000000000005",
+		"t-0/00000000000000000005.snapshot=t-0/00000000000000000005",
+		"t-0/00000000000000000007.snapshot=t-0/00000000000000000005",
+		"t-0/00000000000000000010.log=t-0/00000000000000000010",
+		"t-0/00000000000000000010.snapshot=t-0/00000000000000000010",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("groups:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -24,6 +24,20 @@ type Segment struct {
 	Size int64
 	// ModTime is the file's modification time when scanned.
 	ModTime time.Time
+	// Group names the unit the file is deleted and restored with (DESIGN.md invariant 11),
+	// "" when the file is a unit by itself. A Kafka segment's files share the group
+	// "<topic>-<partition>/<20-digit base offset>": its .log, .index, .timeindex and
+	// .txnindex, and a producer snapshot whose offset falls in it (the snapshot the broker
+	// took when it rolled to it, named by its base offset).
+	Group string `json:",omitempty"`
+}
+
+// GroupName is s.Group, or s.Rel for a file that is a unit by itself.
+func (s Segment) GroupName() string {
+	if s.Group != "" {
+		return s.Group
+	}
+	return s.Rel
 }
 
 // Key returns the segment's object key on node: ObjectKey(node, s.Source, s.Rel).

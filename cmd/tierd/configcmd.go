@@ -26,7 +26,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 its field path, and so is every source whose path does not look like its layout (missing,
 unreadable, a RocketMQ store's parent, a Kafka log.dir under a rocketmq source, one Kafka
 partition directory instead of the log.dir), with the fix. Exits 2 if anything is wrong.`,
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(g)
 			if err != nil {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tierd/tierd/catalog"
 )
 
 func newLsCmd(g *globals) *cobra.Command {
@@ -14,7 +16,14 @@ func newLsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ls",
 		Short: "List what the catalog says is on each tier",
-		Args:  cobra.NoArgs,
+		Long: `List what the catalog says is on each tier: each object's key, the version of its
+local file it holds (v2 and later: the broker rewrote the file after it was offloaded,
+e.g. Kafka's log cleaner), size, CRC-32C, when it was offloaded, and its state:
+"superseded by vN" (a newer version exists; this one expires by the tier's
+superseded_retain_for), "merged into REL vN" (Kafka's log cleaner merged the segment into
+an earlier one and deleted it; the tiers keep its last version as retention says), or
+nothing for a current version. --json prints the records with "version" and "state".`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, err := openReader(cmd.Context(), g)
 			if err != nil {
@@ -30,17 +39,19 @@ func newLsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			versions := indexVersions(recs)
+			listed := make([]lsEntry, 0, len(recs))
+			for _, r := range recs {
+				listed = append(listed, lsEntry{Record: r, Ver: r.Ver(), State: versions.state(r, a.localExists)})
+			}
 			if asJSON {
-				if recs == nil {
-					return printJSON([]any{})
-				}
-				return printJSON(recs)
+				return printJSON(listed)
 			}
 			w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(w, "TIER\tKEY\tSIZE\tCRC32C\tOFFLOADED")
+			fmt.Fprintln(w, "TIER\tKEY\tVERSION\tSIZE\tCRC32C\tOFFLOADED\tSTATE")
 			var total int64
-			for _, r := range recs {
-				fmt.Fprintf(w, "%s\t%s\t%d\t%08x\t%s\n", r.Tier, r.Key, r.Size, r.CRC32C, r.OffloadedAt.Local().Format(time.DateTime))
+			for _, r := range listed {
+				fmt.Fprintf(w, "%s\t%s\tv%d\t%d\t%08x\t%s\t%s\n", r.Tier, r.Key, r.Ver, r.Size, r.CRC32C, r.OffloadedAt.Local().Format(time.DateTime), r.State)
 				total += r.Size
 			}
 			if err := w.Flush(); err != nil {
@@ -53,4 +64,11 @@ func newLsCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&tier, "tier", "", "only this tier")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// lsEntry is one line of ls: a catalog record, its version and what became of it.
+type lsEntry struct {
+	catalog.Record
+	Ver   int    `json:"version"`
+	State string `json:"state"`
 }

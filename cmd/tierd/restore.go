@@ -16,7 +16,7 @@ import (
 
 func newRestoreCmd(g *globals) *cobra.Command {
 	var to, tier string
-	var force bool
+	var force, whole bool
 	cmd := &cobra.Command{
 		Use:   "restore KEY --to DIR",
 		Short: "Copy an object from a tier back to a local directory, verified by CRC-32C",
@@ -25,7 +25,13 @@ its source>, e.g. KEY broker-a/rmq/commitlog/00000000000000000000 with --to /dat
 writes /data/store/commitlog/00000000000000000000. The file appears atomically, fsynced,
 after its CRC-32C matched the tier's. Keys that would escape DIR are refused, and an
 existing file is only replaced with --force. Without --tier, the first tier that holds
-the key is used.`,
+the key is used.
+
+With --segment, KEY is any file of a Kafka segment (its .log, say), and every file of
+that segment the tiers hold is restored: the .log, .index, .timeindex, .txnindex and the
+producer snapshots within it, each in the newest version the tiers hold. Every object is
+found and every target checked before the first file is written, and files written
+before a failure are removed again: the segment comes back whole or not at all.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
@@ -34,6 +40,9 @@ the key is used.`,
 			key, rel, err := parseUserKey(args[0])
 			if err != nil {
 				return err
+			}
+			if whole {
+				return restoreSegment(cmd.Context(), g, key, to, tier, force)
 			}
 			dst, err := segment.LocalPath(to, rel)
 			if err != nil {
@@ -62,6 +71,7 @@ the key is used.`,
 	cmd.Flags().StringVar(&to, "to", "", "directory to restore into (required)")
 	cmd.Flags().StringVar(&tier, "tier", "", "tier to read from (default: the first that holds the key)")
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing file")
+	cmd.Flags().BoolVar(&whole, "segment", false, "restore every file of the Kafka segment KEY belongs to")
 	return cmd
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -20,6 +21,9 @@ type verifyResult struct {
 	// Gone: a running daemon removed or replaced the entry (retention, say) while it was
 	// being verified; it is neither checked nor failed.
 	Gone bool `json:"gone,omitempty"`
+	// Local is set on the result of a local file's check against the newest version the
+	// tiers hold of it (Tier and Key name that version's object).
+	Local string `json:"local,omitempty"`
 }
 
 func newVerifyCmd(g *globals) *cobra.Command {
@@ -31,7 +35,11 @@ func newVerifyCmd(g *globals) *cobra.Command {
 		Long: `Check every catalog entry (of one tier with --tier): the object exists with the
 recorded size, the tier's stored CRC-32C matches, and the CRC-32C of all its bytes, read
 back, matches too. While a daemon runs, the entries come from it, and one it removes
-meanwhile (retention) is reported as gone, not failed. Exits 1 if any entry fails.`,
+meanwhile (retention) is reported as gone, not failed. Then every local file that the
+tiers hold is compared (size, then the CRC-32C of its bytes) with the newest version
+they hold: a file the broker rewrote after it was offloaded (Kafka's log cleaner) is
+reported as DIVERGED until the daemon has offloaded it as a new version. Exits 1 if any
+entry fails or any file diverged.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, err := openReader(cmd.Context(), g)
@@ -91,18 +99,52 @@ meanwhile (retention) is reported as gone, not failed. Exits 1 if any entry fail
 					}
 				}
 			}
+			all := recs
+			if tier != "" {
+				if all, err = a.records(cmd.Context(), ""); err != nil {
+					return err
+				}
+			}
+			versions := indexVersions(all)
+			seen := map[fileID]bool{}
 			checked := len(results) - gone
+			diverged := 0
+			for _, rec := range recs {
+				id := fileID{rec.Source, rec.Rel}
+				if seen[id] || rec.Ver() != versions.newest[id] {
+					continue
+				}
+				seen[id] = true
+				err := a.checkLocal(cmd.Context(), rec)
+				if err != nil && !errors.Is(err, errDiverged) {
+					return err
+				}
+				if err == nil {
+					continue
+				}
+				diverged++
+				msg := strings.TrimPrefix(err.Error(), errDiverged.Error()+": ")
+				res := verifyResult{Tier: rec.Tier, Key: rec.Key, Error: msg, Local: a.localPath(rec.Source, rec.Rel)}
+				results = append(results, res)
+				if !asJSON {
+					fmt.Fprintf(stdout, "DIVERGED  %s: %s\n", res.Local, res.Error)
+				}
+			}
 			if asJSON {
-				if err := printJSON(map[string]any{"checked": checked, "failed": bad, "gone": gone, "results": results}); err != nil {
+				if err := printJSON(map[string]any{"checked": checked, "failed": bad, "gone": gone, "diverged": diverged, "results": results}); err != nil {
 					return err
 				}
 			} else {
-				fmt.Fprintf(stdout, "%d checked, %d failed, %d removed while being verified\n", checked, bad, gone)
+				fmt.Fprintf(stdout, "%d checked, %d failed, %d removed while being verified, %d local files diverged\n", checked, bad, gone, diverged)
 			}
+			var errs []error
 			if bad > 0 {
-				return fmt.Errorf("%d of %d catalog entries failed verification", bad, checked)
+				errs = append(errs, fmt.Errorf("%d of %d catalog entries failed verification", bad, checked))
 			}
-			return nil
+			if diverged > 0 {
+				errs = append(errs, fmt.Errorf("%d local files differ from the newest version the tiers hold", diverged))
+			}
+			return errors.Join(errs...)
 		},
 	}
 	cmd.Flags().StringVar(&tier, "tier", "", "only this tier")
