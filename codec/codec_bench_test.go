@@ -15,7 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tierd/tierd/internal/brokersim"
+	"github.com/tierd/tierd/devtools/brokersim"
 	"github.com/tierd/tierd/segment"
 	"github.com/tierd/tierd/segment/segmenttest"
 )
