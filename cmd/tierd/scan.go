@@ -16,7 +16,14 @@ func newScanCmd(g *globals) *cobra.Command {
 		Short: "Dry run: what is sealed, what is not and why, and what each tier would get now",
 		Long: `Dry run: what is sealed, what is not and why, and what each tier would get now. Exits
 1 when a source cannot be scanned (its path is missing or does not look like its layout:
-the report says why and what to change).`,
+the report says why and what to change). The report is streamed as it is made (a store of
+a million files is never held whole): per source its files not sealed yet and skipped,
+then a summary line; per tier what would move, wait and expire, then a summary line.
+--json prints {"sources": [{"name", "path", "unsealed", "skipped", "sealed", "error"}],
+"tiers": [{"name", "present", "paused", "move", "later", "expire"}], "delete_local"};
+arrays are never null. Scanning records what it saw of the local files in the catalog
+(sealing needs two scans), as the daemon does; it changes nothing on the tiers or in the
+broker's directory.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, err := openReader(cmd.Context(), g)
