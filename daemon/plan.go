@@ -6,6 +6,7 @@ import (
 
 	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/segment"
+	"github.com/tierd/tierd/source"
 )
 
 // ScanReport is a dry run: what is sealed, what is not and why, what was skipped, and
@@ -23,8 +24,8 @@ type SourceReport struct {
 	Root     string            `json:"path"`
 	Error    string            `json:"error,omitempty"`
 	Sealed   []segment.Segment `json:"sealed"`
-	Unsealed []segment.Pending `json:"unsealed"`
-	Skipped  []segment.Skipped `json:"skipped"`
+	Unsealed []source.Pending  `json:"unsealed"`
+	Skipped  []source.Skipped  `json:"skipped"`
 }
 
 // TierReport is what the policy of one tier would do.
@@ -55,8 +56,8 @@ type DueLater struct {
 // Expire, EndTier; then DeleteLocal. An error returned stops the report.
 type ScanOutput interface {
 	BeginSource(name, root string) error
-	Unsealed(segment.Pending) error
-	Skipped(segment.Skipped) error
+	Unsealed(source.Pending) error
+	Skipped(source.Skipped) error
 	Sealed(segment.Segment) error
 	EndSource(scanErr string) error
 	BeginTier(name string, paused bool, present int) error
@@ -99,8 +100,8 @@ func (d *Daemon) ScanTo(ctx context.Context, out ScanOutput) error {
 			return err
 		}
 		n, err := d.scanSource(ctx, s, now, true, scanSink{
-			pending: func(p segment.Pending) { keep(out.Unsealed(p)) },
-			skipped: func(_ string, sk segment.Skipped) { keep(out.Skipped(sk)) },
+			pending: func(p source.Pending) { keep(out.Unsealed(p)) },
+			skipped: func(_ string, sk source.Skipped) { keep(out.Skipped(sk)) },
 		})
 		if outErr != nil {
 			return outErr
@@ -145,14 +146,14 @@ func (b *reportBuilder) src() *SourceReport { return &b.rep.Sources[len(b.rep.So
 func (b *reportBuilder) tier() *TierReport  { return &b.rep.Tiers[len(b.rep.Tiers)-1] }
 
 func (b *reportBuilder) BeginSource(name, root string) error {
-	b.rep.Sources = append(b.rep.Sources, SourceReport{Name: name, Root: root, Sealed: []segment.Segment{}, Unsealed: []segment.Pending{}, Skipped: []segment.Skipped{}})
+	b.rep.Sources = append(b.rep.Sources, SourceReport{Name: name, Root: root, Sealed: []segment.Segment{}, Unsealed: []source.Pending{}, Skipped: []source.Skipped{}})
 	return nil
 }
-func (b *reportBuilder) Unsealed(p segment.Pending) error {
+func (b *reportBuilder) Unsealed(p source.Pending) error {
 	b.src().Unsealed = append(b.src().Unsealed, p)
 	return nil
 }
-func (b *reportBuilder) Skipped(sk segment.Skipped) error {
+func (b *reportBuilder) Skipped(sk source.Skipped) error {
 	b.src().Skipped = append(b.src().Skipped, sk)
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tierd/tierd/daemon"
 	"github.com/tierd/tierd/segment"
+	"github.com/tierd/tierd/source"
 )
 
 // jsonScanOut streams a dry run as the JSON of daemon.ScanReport: {"sources": [...],
@@ -23,7 +24,7 @@ type jsonScanOut struct {
 	name    string
 	// skipped are held until the source's unsealed files are written: the scan finds
 	// both as it goes, and skipped files (foreign or corrupt ones) are few.
-	skipped []segment.Skipped
+	skipped []source.Skipped
 }
 
 var (
@@ -93,12 +94,12 @@ func (o *jsonScanOut) BeginSource(name, root string) error {
 	return o.member(0, sourceArrays, "name", name, "path", root)
 }
 
-func (o *jsonScanOut) Unsealed(p segment.Pending) error {
+func (o *jsonScanOut) Unsealed(p source.Pending) error {
 	o.array("unsealed")
 	return o.j.elem(p)
 }
 
-func (o *jsonScanOut) Skipped(sk segment.Skipped) error {
+func (o *jsonScanOut) Skipped(sk source.Skipped) error {
 	o.skipped = append(o.skipped, sk)
 	return nil
 }
@@ -195,13 +196,13 @@ func (o *textScanOut) BeginSource(name, root string) error {
 	return err
 }
 
-func (o *textScanOut) Unsealed(p segment.Pending) error {
+func (o *textScanOut) Unsealed(p source.Pending) error {
 	o.unsealed++
 	_, err := fmt.Fprintf(o.w, "  not sealed\t%s\t%s\n", p.Rel, p.Why)
 	return err
 }
 
-func (o *textScanOut) Skipped(sk segment.Skipped) error {
+func (o *textScanOut) Skipped(sk source.Skipped) error {
 	o.skip++
 	_, err := fmt.Fprintf(o.w, "  skipped\t%s\t%s\n", sk.Path, sk.Reason)
 	return err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tierd/tierd/daemon"
 	"github.com/tierd/tierd/segment"
+	"github.com/tierd/tierd/source"
 )
 
 // TestJSONScanOut: the streamed scan report decodes to the same daemon.ScanReport as the
@@ -21,9 +22,9 @@ func TestJSONScanOut(t *testing.T) {
 		Sources: []daemon.SourceReport{
 			{Name: "k", Root: "/d", Error: "boom",
 				Sealed:   []segment.Segment{seg("t-0/a.log"), seg("t-0/b.log")},
-				Unsealed: []segment.Pending{{Segment: seg("t-0/c.log"), Why: "active"}, {Segment: seg("t-1/c.log"), Why: "active"}},
-				Skipped:  []segment.Skipped{{Path: "/d/x", Reason: "foreign"}}},
-			{Name: "empty", Root: "/e", Sealed: []segment.Segment{}, Unsealed: []segment.Pending{}, Skipped: []segment.Skipped{}},
+				Unsealed: []source.Pending{{Segment: seg("t-0/c.log"), Why: "active"}, {Segment: seg("t-1/c.log"), Why: "active"}},
+				Skipped:  []source.Skipped{{Path: "/d/x", Reason: "foreign"}}},
+			{Name: "empty", Root: "/e", Sealed: []segment.Segment{}, Unsealed: []source.Pending{}, Skipped: []source.Skipped{}},
 		},
 		Tiers: []daemon.TierReport{
 			{Name: "hdd", Move: []string{"/d/t-0/a.log"}, Later: []daemon.DueLater{}, Expire: []string{"k (retain_for)"}, Present: 3},
