@@ -13,6 +13,7 @@ import (
 
 	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/segment"
+	"github.com/tierd/tierd/source"
 )
 
 // Daemon runs the offload loop. Create it with New; call Run or RunOnce once.
@@ -399,7 +400,7 @@ func (d *Daemon) finish() error {
 }
 
 // noteSkipped logs each skipped file once (one clear line), not at every scan.
-func (d *Daemon) noteSkipped(s *sourceState, skipped []segment.Skipped) {
+func (d *Daemon) noteSkipped(s *sourceState, skipped []source.Skipped) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, sk := range skipped {

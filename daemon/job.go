@@ -15,7 +15,7 @@ import (
 	"github.com/tierd/tierd/compactor"
 	"github.com/tierd/tierd/index"
 	"github.com/tierd/tierd/internal/failpoint"
-	"github.com/tierd/tierd/posix"
+	"github.com/tierd/tierd/localfile"
 	"github.com/tierd/tierd/segment"
 )
 
@@ -69,13 +69,13 @@ func (d *Daemon) offload(ctx context.Context, seg segment.Segment, t *tierState,
 // preallocated tail (catalog.FormatTrimmed), anything else byte for byte.
 func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState, key segment.Key, intentID uint64, progress func(int64)) (catalog.Record, error) {
 	source := d.sources[seg.Source]
-	opts := posix.ReadOptions{Direct: source.ReadDirect}
+	opts := localfile.ReadOptions{Direct: source.ReadDirect}
 	if seg.Kind.Compactable() {
 		// Several passes: keep the items in the page cache until the end, read the rest
 		// around it where O_DIRECT works.
-		opts = posix.ReadOptions{Direct: true, DropAtClose: true}
+		opts = localfile.ReadOptions{Direct: true, DropAtClose: true}
 	}
-	src, err := posix.OpenFile(seg.Path, opts)
+	src, err := localfile.Open(ctx, seg.Path, opts)
 	if errors.Is(err, fs.ErrNotExist) {
 		return catalog.Record{}, fmt.Errorf("%w: %s vanished before it could be read", errSkip, seg.Path)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/compactor"
-	"github.com/tierd/tierd/posix"
+	"github.com/tierd/tierd/localfile"
 	"github.com/tierd/tierd/segment"
 )
 
@@ -194,7 +194,7 @@ func (d *Daemon) matchLocal(ctx context.Context, in catalog.Intent, info segment
 	if err != nil {
 		return catalog.Record{}, false
 	}
-	r, err := posix.OpenFile(path, posix.ReadOptions{Direct: src.ReadDirect})
+	r, err := localfile.Open(ctx, path, localfile.ReadOptions{Direct: src.ReadDirect})
 	if err != nil {
 		return catalog.Record{}, false
 	}
@@ -202,7 +202,7 @@ func (d *Daemon) matchLocal(ctx context.Context, in catalog.Intent, info segment
 	if r.Size() != info.Size {
 		return catalog.Record{}, false
 	}
-	crc, err := posix.Checksum(r, r.Size())
+	crc, err := segment.Checksum(ctx, r, r.Size(), nil)
 	if err != nil || crc != info.CRC32C {
 		return catalog.Record{}, false
 	}

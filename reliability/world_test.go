@@ -17,8 +17,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tierd/tierd/bufpool"
-	"github.com/tierd/tierd/internal/brokersim"
-	"github.com/tierd/tierd/internal/miniotest"
+	"github.com/tierd/tierd/devtools/brokersim"
+	"github.com/tierd/tierd/devtools/miniotest"
 	"github.com/tierd/tierd/posix"
 	"github.com/tierd/tierd/s3"
 	"github.com/tierd/tierd/segment"
