@@ -299,7 +299,8 @@ func (d *Daemon) scanWith(ctx context.Context, full bool, sink scanSink) {
 	d.m.scanSeconds.Observe(time.Since(start).Seconds())
 }
 
-// noteLag publishes each tier's lag: how many copies are due and how old the oldest is.
+// noteLag keeps each tier's lag: how many copies are due and how old the oldest is (the
+// metrics read it at scrape time, so the age moves whatever the tier's state).
 // Counting walks the due entries, so it is done once per scan (count); between scans the
 // oldest is looked up (O(log n)) and the count goes down as copies are recorded.
 func (d *Daemon) noteLag(now time.Time, count bool) {
@@ -326,13 +327,6 @@ func (d *Daemon) noteLag(now time.Time, count bool) {
 			t.due = n
 		}
 		t.oldestDue = oldest
-		n = t.due
 		t.mu.Unlock()
-		d.m.pendingSegments.WithLabelValues(t.Name).Set(float64(n))
-		lag := 0.0
-		if !oldest.IsZero() {
-			lag = now.Sub(oldest).Seconds()
-		}
-		d.m.oldestPending.WithLabelValues(t.Name).Set(lag)
 	}
 }
