@@ -192,6 +192,7 @@ func (a *app) buildTier(ctx context.Context, t config.Tier) (daemon.Tier, error)
 			SessionToken: c.SessionToken.Reveal(), CAFile: c.CAFile, SSE: string(c.SSE), SSEKMSKeyID: c.SSEKMSKeyID,
 			PartSize: c.PartSize.Int64(), PartConcurrency: c.PartConcurrency, ReapAfter: c.ReapAfter.Std(),
 			RateLimit: rateOrZero(t.RateLimit), Concurrency: t.Concurrency,
+			RequestTimeout: c.RequestTimeout.Std(), MinTransferRate: int64(c.MinTransferRate),
 			OnUpload: func(key segment.Key, id string) { a.uploads.notify(name, key, id) },
 		}, a.cfg.Node, a.pool, a.log.Named("s3").With(zap.String("tier", t.Name)))
 		if err != nil {
