@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/tierd/tierd/index"
-	"github.com/tierd/tierd/internal/brokersim"
+	"github.com/tierd/tierd/devtools/brokersim"
 )
 
 // TestRestoreCompactedIndex: run --once offloads a brokersim store's sealed IndexFiles
