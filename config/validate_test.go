@@ -59,8 +59,10 @@ func TestValidateValues(t *testing.T) {
 	f("sources:\n  - {name: k, layout: kafka}\n", "sources[0].path", "required")
 	f("sources:\n  - {name: k, layout: kafka, path: data}\n", "sources[0].path", "must be an absolute path")
 	f("sources:\n  - {name: k, layout: kafka, path: /k, read_mode: mmap}\n", "sources[0].read_mode", `"mmap" is not one of fadvise, direct`)
-	f(src("commitlog_file_size: 0"), "sources[0].commitlog_file_size", "0B: must be positive")
-	f(src("consumequeue_file_size: 6000001"), "sources[0].consumequeue_file_size", "6000001: must be a positive multiple of 20")
+	f(src("commitlog_file_size: 0"), "sources[0].commitlog_file_size", "0B: must be positive: set the broker's mappedFileSizeCommitLog")
+	f(src("commitlog_file_size: 3GiB"), "sources[0].commitlog_file_size", "3GiB: over RocketMQ's limit of 2147483647 bytes")
+	f(src("consumequeue_file_size: 0"), "sources[0].consumequeue_file_size", "0: must be positive: set the broker's mappedFileSizeConsumeQueue rounded up to a multiple of 20")
+	f(src("consumequeue_file_size: 6000001"), "sources[0].consumequeue_file_size", "6000001: must be a multiple of 20 (the consume-queue entry size): the broker rounds mappedFileSizeConsumeQueue up to one, so set consumequeue_file_size: 6000020")
 	f(src("index_hash_slots: 0"), "sources[0].index_hash_slots", "0: must be 1..2147483647")
 	f(src("index_items: 200000000"), "sources[0].index_items", "index files would be 4020000040 bytes")
 
