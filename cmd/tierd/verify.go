@@ -22,6 +22,9 @@ type verifyResult struct {
 	// Unreadable: the object could not be read (the store failed, after retries): not
 	// known to be bad, not checked either.
 	Unreadable bool `json:"unreadable,omitempty"`
+	// Marker says what was wrong with the marker of a good object (missing, or which field
+	// differs from the record), and whether verify rewrote it.
+	Marker string `json:"marker,omitempty"`
 	// Gone: a running daemon removed or replaced the entry (retention, say) while it was
 	// being verified; it is neither checked nor failed.
 	Gone bool `json:"gone,omitempty"`
@@ -44,7 +47,9 @@ let it read (errors, cut connections, timeouts; each entry is tried 3 times) is 
 as unreadable, not failed. Then every local file that the tiers hold is compared (size,
 then the CRC-32C of its bytes) with the newest version they hold: a file the broker
 rewrote after it was offloaded (Kafka's log cleaner) is reported as DIVERGED until the
-daemon has offloaded it as a new version. Exits 1 if any entry fails (its object is
+daemon has offloaded it as a new version. The marker of every good object (what
+catalog rebuild reads) is compared with its record; a missing or different one is
+rewritten (reported only while a daemon runs). Exits 1 if any entry fails (its object is
 missing or its bytes differ) or any file diverged, else 3 if any entry could not be read.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -58,7 +63,7 @@ missing or its bytes differ) or any file diverged, else 3 if any entry could not
 				return err
 			}
 			var results []verifyResult
-			bad, gone, unreadable := 0, 0, 0
+			bad, gone, unreadable, rewritten, badMarkers := 0, 0, 0, 0, 0
 			for _, rec := range recs {
 				err := a.verifyWithRetries(cmd.Context(), rec)
 				if ctxErr := cmd.Context().Err(); ctxErr != nil {
@@ -84,21 +89,38 @@ missing or its bytes differ) or any file diverged, else 3 if any entry could not
 				case err != nil:
 					res.Error = err.Error()
 					bad++
-				case a.cat != nil:
-					// The record and its marker stay equal (a rebuild from markers
-					// reproduces the catalog).
-					rec.Verified = timeNow()
+				default:
+					// The object is good: is its marker (what a rebuild of the catalog
+					// reads) there and the same as the record?
 					t, _ := a.tier(rec.Tier)
-					if err := a.cat.WriteMarker(cmd.Context(), t.Backend, rec); err != nil {
-						return err
+					why, merr := catalog.CheckMarker(cmd.Context(), a.cfg.Node, t.Backend, rec)
+					switch {
+					case merr != nil:
+						res.Marker = "could not be read: " + merr.Error()
+					case why != "" && a.cat == nil:
+						res.Marker = why + " (stop the daemon and run verify again to rewrite it)"
+						badMarkers++
+					case why != "":
+						res.Marker = why + ": rewritten"
+						rewritten++
 					}
-					if err := a.cat.Put(rec); err != nil {
-						return err
+					if a.cat != nil {
+						// The record and its marker stay equal (a rebuild from markers
+						// reproduces the catalog).
+						rec.Verified = timeNow()
+						if err := a.cat.WriteMarker(cmd.Context(), t.Backend, rec); err != nil {
+							return err
+						}
+						if err := a.cat.Put(rec); err != nil {
+							return err
+						}
 					}
 				}
 				results = append(results, res)
 				if !asJSON {
 					switch {
+					case res.OK && res.Marker != "":
+						fmt.Fprintf(stdout, "ok    %s:%s (marker %s)\n", rec.Tier, rec.Key, res.Marker)
 					case res.OK:
 						fmt.Fprintf(stdout, "ok    %s:%s\n", rec.Tier, rec.Key)
 					case res.Gone:
@@ -145,11 +167,15 @@ missing or its bytes differ) or any file diverged, else 3 if any entry could not
 				if results == nil {
 					results = []verifyResult{}
 				}
-				if err := printJSON(map[string]any{"checked": checked, "failed": bad, "unreadable": unreadable, "gone": gone, "diverged": diverged, "results": results}); err != nil {
+				if err := printJSON(map[string]any{"checked": checked, "failed": bad, "unreadable": unreadable, "gone": gone, "diverged": diverged,
+					"markers_rewritten": rewritten, "markers_wrong": badMarkers, "results": results}); err != nil {
 					return err
 				}
 			} else {
 				fmt.Fprintf(stdout, "%d checked, %d failed, %d could not be read, %d removed while being verified, %d local files diverged\n", checked, bad, unreadable, gone, diverged)
+				if rewritten+badMarkers > 0 {
+					fmt.Fprintf(stdout, "markers missing or differing from their records: %d rewritten, %d left (a daemon runs)\n", rewritten, badMarkers)
+				}
 			}
 			var errs []error
 			if bad > 0 {
