@@ -135,3 +135,53 @@ func TestVerifyRewritesMarkers(t *testing.T) {
 		t.Fatalf("verify after the rewrite: exit %d:\n%s%s", code, out, errs)
 	}
 }
+
+// TestVerifyRepair: verify --repair removes an object whose bytes differ from its record
+// when the local file still has the recorded bytes, and the next pass copies it again; an
+// object with no good copy left is kept and reported loudly (exit 1).
+func TestVerifyRepair(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, "rocketmq", "")
+	if _, err := brokersim.RocketMQ(ctx, brokersim.RocketMQOptions{
+		Dir: w.store, Topics: 1, Queues: 1, Messages: 2000, CommitLogSize: 256 << 10, CQSize: 6000,
+		IndexSlots: 64, IndexItems: 256, BodySize: 200, PreallocateNext: true,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := cli(t, ctx, "-c", w.cfg, "run", "--once"); code != 0 {
+		t.Fatalf("run --once: exit %d: %s", code, errs)
+	}
+	flip := func(path string) {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[len(b)/2] ^= 0xff
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl := "commitlog/00000000000000000000"
+	flip(filepath.Join(w.tier, "node-1", "src", cl)) // bit rot on the tier
+	code, out, errs := cli(t, ctx, "-c", w.cfg, "verify", "--repair")
+	if code != 0 || !strings.Contains(out, "repair: removed; the next pass copies it again from local file") || !strings.Contains(out, "repair: 1 removed to be copied again, 0 with NO GOOD COPY left") {
+		t.Fatalf("verify --repair with the local file intact: exit %d:\n%s%s", code, out, errs)
+	}
+	if code, _, errs := cli(t, ctx, "-c", w.cfg, "run", "--once"); code != 0 {
+		t.Fatalf("run --once after the repair: exit %d: %s", code, errs)
+	}
+	if code, out, errs := cli(t, ctx, "-c", w.cfg, "verify"); code != 0 || !strings.Contains(out, " 0 failed") || !strings.Contains(out, "ok    hdd:node-1/src/"+cl+"\n") {
+		t.Fatalf("verify after the repair and a pass: exit %d:\n%s%s", code, out, errs)
+	}
+	// No good copy: the tier's object and the local file both changed.
+	flip(filepath.Join(w.tier, "node-1", "src", cl))
+	flip(filepath.Join(w.store, cl))
+	code, out, errs = cli(t, ctx, "-c", w.cfg, "verify", "--repair")
+	if code != 1 || !strings.Contains(out, "NO GOOD COPY") || !strings.Contains(errs, "NO GOOD COPY") {
+		t.Fatalf("verify --repair with no good copy left: exit %d:\n%s%s", code, out, errs)
+	}
+	if code, out, _ := cli(t, ctx, "-c", w.cfg, "verify"); code != 1 || !strings.Contains(out, "FAIL  hdd:node-1/src/"+cl) {
+		t.Fatalf("the record with no good copy was not kept: exit %d:\n%s", code, out)
+	}
+}
