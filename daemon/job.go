@@ -23,20 +23,11 @@ import (
 // its name says. The segment is left alone (and logged) instead of retried.
 var errSkip = errors.New("segment skipped")
 
-// segmentKey returns the key seg is stored under on every tier: a compactable index file
-// under its CompactedKey (it is stored compacted), everything else under its plain key.
-func (d *Daemon) segmentKey(seg segment.Segment) (segment.Key, error) {
-	if seg.Kind.Compactable() {
-		return seg.CompactedKey(d.cfg.Node)
-	}
-	return seg.Key(d.cfg.Node)
-}
-
 // offload copies one sealed segment to one tier, journaled end to end. It returns the
 // catalog record on success. On failure nothing is visible on the tier under the
 // segment's key that the catalog does not vouch for.
 func (d *Daemon) offload(ctx context.Context, seg segment.Segment, t *tierState, progress func(int64)) (catalog.Record, error) {
-	key, err := d.segmentKey(seg)
+	key, version, err := d.segmentKey(seg)
 	if err != nil {
 		return catalog.Record{}, fmt.Errorf("%w: %v", errSkip, err)
 	}
@@ -53,7 +44,7 @@ func (d *Daemon) offload(ctx context.Context, seg segment.Segment, t *tierState,
 		delete(d.intents, id)
 		d.mu.Unlock()
 	}()
-	rec, err := d.transfer(ctx, seg, t, key, intent.ID, progress)
+	rec, err := d.transfer(ctx, seg, t, key, version, intent.ID, progress)
 	if err != nil {
 		if ferr := d.cfg.Catalog.Finish(intent.ID); ferr != nil {
 			d.log.Error("clear intent", zap.Uint64("intent", intent.ID), zap.Error(ferr))
@@ -67,7 +58,7 @@ func (d *Daemon) offload(ctx context.Context, seg segment.Segment, t *tierState,
 // record together with clearing the intent. What it writes depends on the kind: an
 // IndexFile compacted (catalog.FormatTix), a Kafka offset or time index without its
 // preallocated tail (catalog.FormatTrimmed), anything else byte for byte.
-func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState, key segment.Key, intentID uint64, progress func(int64)) (catalog.Record, error) {
+func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState, key segment.Key, version int, intentID uint64, progress func(int64)) (catalog.Record, error) {
 	source := d.sources[seg.Source]
 	opts := posix.ReadOptions{Direct: source.ReadDirect}
 	if seg.Kind.Compactable() {
@@ -113,6 +104,9 @@ func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState
 	}
 	rec.Tier, rec.Key, rec.Source, rec.Rel, rec.Kind = t.Name, key, seg.Source, seg.Rel, string(seg.Kind)
 	rec.SegmentModTime, rec.OffloadedAt = seg.ModTime, d.cfg.Now()
+	if version >= 2 {
+		rec.Version = version
+	}
 	if err := d.verify(ctx, t, rec); err != nil {
 		d.discard(t, key)
 		return catalog.Record{}, err

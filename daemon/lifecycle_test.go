@@ -313,3 +313,71 @@ func TestDeleteAfterZero(t *testing.T) {
 		t.Fatalf("hdd holds %d objects, want %d", n, len(sealed))
 	}
 }
+
+// TestCleanerRewriteMakesAVersion replays Kafka's log cleaner on an offloaded segment:
+// the .log is replaced under the same name by a shorter one with the same mtime (the
+// cleaner keeps the last cleaned segment's mtime). The next pass offloads it as version 2
+// under its own key beside version 1; version 1 expires superseded_retain_for after the
+// tier holds version 2, and not before.
+func TestCleanerRewriteMakesAVersion(t *testing.T) {
+	c := newChain(t, "hdd")
+	old := time.Now().Add(-time.Hour)
+	write := func(rel string, data []byte) string {
+		p := filepath.Join(c.root, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(p, old, old)
+		return p
+	}
+	v1 := bytes.Repeat([]byte("offsets-commit"), 200)
+	v2 := []byte("the cleaner kept one record")
+	write("__consumer_offsets-12/00000000000000000000.log", v1)
+	write("__consumer_offsets-12/00000000000000000862.log", make([]byte, 50))
+	kafka := func(cfg *Config) {
+		l, err := segment.NewLayout(segment.LayoutKafka, segment.LayoutOptions{Source: testSrc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Sources[0].Layout = l
+	}
+	tiers := func() []Tier { return []Tier{{Name: "hdd", Concurrency: 2, SupersededRetainFor: time.Hour}} }
+	key1 := testNode + "/" + testSrc + "/__consumer_offsets-12/00000000000000000000.log"
+	c.pass(tiers(), kafka)
+	if got := strings.Join(c.held("hdd"), " "); got != key1 {
+		t.Fatalf("first pass: hdd holds %s", got)
+	}
+
+	write("__consumer_offsets-12/00000000000000000000.log", v2) // same name, same mtime
+	c.pass(tiers(), kafka)
+	if got, want := strings.Join(c.held("hdd"), " "), key1+" "+key1+"@v2"; got != want {
+		t.Fatalf("after the rewrite: hdd holds %s, want %s", got, want)
+	}
+	for key, want := range map[string][]byte{key1: v1, key1 + "@v2": v2} {
+		got, err := os.ReadFile(filepath.Join(c.tiers["hdd"].Root(), key))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %d bytes, %v; want the version's %d bytes", key, len(got), err, len(want))
+		}
+	}
+	rec, err := c.cat.Get("hdd", segment.Key(key1+"@v2"))
+	if err != nil || rec.Version != 2 || rec.LocalSize != int64(len(v2)) {
+		t.Fatalf("version 2 record: %+v, %v", rec, err)
+	}
+
+	c.now = c.now.Add(59 * time.Minute) // superseded_retain_for has not passed
+	c.pass(tiers(), kafka)
+	if n := len(c.held("hdd")); n != 2 {
+		t.Fatalf("before superseded_retain_for: hdd holds %d objects, want both versions", n)
+	}
+	c.now = c.now.Add(2 * time.Minute)
+	c.pass(tiers(), kafka)
+	if got := strings.Join(c.held("hdd"), " "); got != key1+"@v2" {
+		t.Fatalf("after superseded_retain_for: hdd holds %s, want only v2", got)
+	}
+	// Nothing more to do: the local file is the tier's newest version.
+	c.pass(tiers(), kafka)
+	if got := strings.Join(c.held("hdd"), " "); got != key1+"@v2" {
+		t.Fatalf("a further pass changed hdd: %s", got)
+	}
+}

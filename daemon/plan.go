@@ -25,6 +25,9 @@ type SourceReport struct {
 	Sealed   []segment.Segment `json:"sealed"`
 	Unsealed []segment.Pending `json:"unsealed"`
 	Skipped  []segment.Skipped `json:"skipped"`
+	// Changed are sealed files that differ from the newest version the tiers hold: the
+	// broker rewrote them after they were offloaded (Kafka's log cleaner).
+	Changed []Changed `json:"changed"`
 }
 
 // TierReport is what the policy of one tier would do.
@@ -35,7 +38,8 @@ type TierReport struct {
 	Move []string `json:"move"`
 	// Later lists sealed local segments not due yet, with when they become due.
 	Later []DueLater `json:"later"`
-	// Expire lists objects retention would delete now, with why (retain_for, max_bytes).
+	// Expire lists objects retention would delete now, with why (superseded, retain_for,
+	// max_bytes).
 	Expire []string `json:"expire"`
 	// Present counts segments the tier holds.
 	Present int  `json:"present"`
@@ -62,7 +66,7 @@ func (d *Daemon) Scan(ctx context.Context) (ScanReport, error) {
 	srs := map[string]*SourceReport{}
 	for _, name := range sortedKeys(d.sources) {
 		s := d.sources[name]
-		srs[name] = &SourceReport{Name: s.Name, Root: s.Root, Sealed: []segment.Segment{}, Unsealed: []segment.Pending{}, Skipped: []segment.Skipped{}}
+		srs[name] = &SourceReport{Name: s.Name, Root: s.Root, Sealed: []segment.Segment{}, Unsealed: []segment.Pending{}, Skipped: []segment.Skipped{}, Changed: []Changed{}}
 	}
 	d.scanWith(ctx, true, scanSink{
 		pending: func(p segment.Pending) { srs[p.Source].Unsealed = append(srs[p.Source].Unsealed, p) },
@@ -81,6 +85,11 @@ func (d *Daemon) Scan(ctx context.Context) (ScanReport, error) {
 			seg, err := localSegment(s, f)
 			if err == nil {
 				sr.Sealed = append(sr.Sealed, seg)
+			}
+			if c, ok, err := d.changed(s, f); err != nil {
+				return err
+			} else if ok {
+				sr.Changed = append(sr.Changed, c)
 			}
 			return nil
 		})
@@ -115,7 +124,7 @@ func (d *Daemon) tierReport(t *tierState, now time.Time) (TierReport, error) {
 		return tr, err
 	}
 	for _, e := range ents {
-		key, err := catalog.SegmentKey(d.cfg.Node, e.Source, e.Rel, e.Kind)
+		key, err := d.copyKey(e)
 		if err != nil {
 			continue
 		}
@@ -158,6 +167,16 @@ func (d *Daemon) walkExpirable(t *tierState, now time.Time, fn func(due)) error 
 	}
 	var ages []catalog.Aged
 	err := d.cfg.Catalog.WalkAged(t.Name, farFuture(now), 0, func(a catalog.Aged) int { ages = append(ages, a); return catalog.WalkNext })
+	if err != nil {
+		return err
+	}
+	err = d.walkSuperseded(t, now, 0, func(s catalog.Superseded) {
+		if rec, err := d.cfg.Catalog.Get(t.Name, s.Key); err == nil && !seen[s.Key] {
+			seen[s.Key] = true
+			held -= rec.Size
+			fn(due{kind: jobExpire, tier: t, key: s.Key, rec: rec, mtime: rec.SegmentModTime, why: "superseded"})
+		}
+	})
 	if err != nil {
 		return err
 	}
@@ -207,7 +226,7 @@ func (d *Daemon) walkDeletable(now time.Time, fn func(due)) error {
 		if s == nil || !ok || !f.Sealed {
 			continue
 		}
-		key, err := catalog.SegmentKey(d.cfg.Node, f.Source, f.Rel, f.Kind)
+		key, err := d.localKey(f)
 		if err != nil {
 			continue
 		}

@@ -142,7 +142,7 @@ func (d *Daemon) nextCopy(t *tierState, now time.Time, limit int) (due, bool, er
 		return due{}, false, err
 	}
 	for _, e := range cands {
-		key, err := catalog.SegmentKey(d.cfg.Node, e.Source, e.Rel, e.Kind)
+		key, err := d.copyKey(e)
 		if err != nil {
 			if err := d.cfg.Catalog.DropDue(e); err != nil {
 				return due{}, false, err
@@ -237,7 +237,7 @@ func (d *Daemon) nextDelete(now time.Time, limit int) (due, bool, error) {
 		if !ok || !f.Sealed {
 			continue
 		}
-		key, err := catalog.SegmentKey(d.cfg.Node, f.Source, f.Rel, f.Kind)
+		key, err := d.localKey(f)
 		if err != nil {
 			continue
 		}
@@ -303,6 +303,9 @@ func (d *Daemon) nextExpire(t *tierState, now time.Time, limit int) (due, bool, 
 			}
 		}
 		return due{}, false, nil
+	}
+	if j, ok, err := d.nextSuperseded(t, now, limit); err != nil || ok {
+		return j, ok, err
 	}
 	if t.RetainFor > 0 {
 		if j, ok, err := pick(now.Add(-t.RetainFor), "retain_for"); err != nil || ok {

@@ -50,9 +50,12 @@ the report says why and what to change).`,
 			}
 			w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 			for _, s := range rep.Sources {
-				fmt.Fprintf(w, "source %s (%s): %d sealed, %d not sealed, %d skipped\n", s.Name, s.Root, len(s.Sealed), len(s.Unsealed), len(s.Skipped))
+				fmt.Fprintf(w, "source %s (%s): %d sealed, %d not sealed, %d skipped, %d changed since offload\n", s.Name, s.Root, len(s.Sealed), len(s.Unsealed), len(s.Skipped), len(s.Changed))
 				if s.Error != "" {
 					fmt.Fprintf(w, "  error: %s\n", s.Error)
+				}
+				for _, c := range s.Changed {
+					fmt.Fprintf(w, "  changed\t%s\t%s\n", c.Rel, c.Why)
 				}
 				for _, p := range s.Unsealed {
 					fmt.Fprintf(w, "  not sealed\t%s\t%s\n", p.Rel, p.Why)
