@@ -381,3 +381,71 @@ func TestCleanerRewriteMakesAVersion(t *testing.T) {
 		t.Fatalf("a further pass changed hdd: %s", got)
 	}
 }
+
+// TestKafkaGroupDeletedAllOrNone: a Kafka segment's files (.log, .index, .timeindex,
+// .snapshot) are deleted locally together, and not at all while one of them differs
+// from its copies (DESIGN.md invariant 11).
+func TestKafkaGroupDeletedAllOrNone(t *testing.T) {
+	c := newChain(t, "hdd")
+	old := time.Now().Add(-time.Hour)
+	write := func(rel string, data []byte) string {
+		p := filepath.Join(c.root, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(p, old, old)
+		return p
+	}
+	logData := bytes.Repeat([]byte("kafka-batch!"), 100)
+	group := []string{
+		write("t-0/00000000000000000000.log", logData),
+		write("t-0/00000000000000000000.index", make([]byte, 16)),
+		write("t-0/00000000000000000000.timeindex", make([]byte, 24)),
+		write("t-0/00000000000000000000.snapshot", make([]byte, 10)),
+	}
+	active := write("t-0/00000000000000000100.log", make([]byte, 50))
+	kafka := func(cfg *Config) {
+		l, err := segment.NewLayout(segment.LayoutKafka, segment.LayoutOptions{Source: testSrc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Sources[0].Layout = l
+	}
+	tiers := func() []Tier { return []Tier{{Name: "hdd", Concurrency: 2}} }
+	c.pass(tiers(), kafka)
+	if n := len(c.held("hdd")); n != len(group) {
+		t.Fatalf("hdd holds %d objects, want %d", n, len(group))
+	}
+
+	// The .log changes in place (same size and mtime): nothing of the group is deleted.
+	bad := bytes.Clone(logData)
+	bad[7] ^= 0xff
+	if err := os.WriteFile(group[0], bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(group[0], old, old)
+	deleteNow := func(cfg *Config) { cfg.LocalDelete, cfg.LocalDeleteAfter = true, 0 }
+	d := c.daemon(func(cfg *Config) {
+		cfg.Tiers = tiers()
+		cfg.Tiers[0].Backend, cfg.Tiers[0].Type = c.tiers["hdd"], "posix"
+		cfg.Now = func() time.Time { return c.now }
+	}, kafka, deleteNow)
+	err := d.RunOnce(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "not deleting any file of segment t-0/00000000000000000000") {
+		t.Fatalf("pass with a changed .log: %v", err)
+	}
+	if n := c.localLeft(group); n != len(group) {
+		t.Fatalf("a changed .log: %d of the group's %d files left, want all", n, len(group))
+	}
+
+	// Back to what the tier holds: the whole group goes, the active segment stays.
+	write("t-0/00000000000000000000.log", logData)
+	c.pass(tiers(), kafka, deleteNow)
+	if n := c.localLeft(group); n != 0 {
+		t.Fatalf("%d of the group's files left, want none", n)
+	}
+	if c.localLeft([]string{active}) != 1 {
+		t.Fatal("the active segment was deleted")
+	}
+}

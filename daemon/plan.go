@@ -217,27 +217,17 @@ func (d *Daemon) walkDeletable(now time.Time, fn func(due)) error {
 	if err != nil {
 		return err
 	}
+	seen := map[segment.Key]bool{}
 	for _, e := range stale {
-		s := d.sources[e.Source]
-		f, ok, err := d.cfg.Catalog.Local(e.Source, e.Rel)
+		j, ok, err := d.deleteJob(e, now)
 		if err != nil {
 			return err
 		}
-		if s == nil || !ok || !f.Sealed {
-			continue
-		}
-		key, err := d.localKey(f)
-		if err != nil {
-			continue
-		}
-		held := true
-		for _, t := range d.requiredTiers() {
-			if _, err := d.cfg.Catalog.Get(t.Name, key); err != nil {
-				held = false
+		if ok && !seen[j.key] {
+			seen[j.key] = true
+			for _, m := range j.group {
+				fn(due{kind: jobDeleteLocal, key: m.key, seg: m.seg, why: j.why})
 			}
-		}
-		if seg, err := localSegment(s, f); err == nil && held {
-			fn(due{kind: jobDeleteLocal, key: key, seg: &seg, why: "delete_after"})
 		}
 	}
 	return nil

@@ -31,6 +31,15 @@ type due struct {
 	rec   catalog.Record   // copy from a tier: its record; expire: the record to drop
 	mtime time.Time        // the segment's last write: its age is now - mtime
 	why   string
+	// group: delete-local: every file of the segment's group (a Kafka segment's .log,
+	// indexes and snapshots; just seg otherwise), deleted together or not at all.
+	group []member
+}
+
+// member is one local file of a group and its object key.
+type member struct {
+	seg *segment.Segment
+	key segment.Key
 }
 
 // localTier names local-file jobs in job ids.
@@ -224,46 +233,20 @@ func (d *Daemon) nextDelete(now time.Time, limit int) (due, bool, error) {
 	if err != nil {
 		return due{}, false, err
 	}
-	required := d.requiredTiers()
 	for _, e := range cands {
-		s := d.sources[e.Source]
-		if s == nil {
-			continue
-		}
-		f, ok, err := d.cfg.Catalog.Local(e.Source, e.Rel)
+		j, ok, err := d.deleteJob(e, now)
 		if err != nil {
 			return due{}, false, err
 		}
-		if !ok || !f.Sealed {
-			continue
-		}
-		key, err := d.localKey(f)
-		if err != nil {
-			continue
-		}
-		seg, err := localSegment(s, f)
-		if err != nil {
-			continue
-		}
-		j := due{kind: jobDeleteLocal, key: key, seg: &seg, mtime: f.ModTime, why: "delete_after"}
-		held := true
-		for i, t := range required {
-			rec, err := d.cfg.Catalog.Get(t.Name, key)
-			if err != nil {
-				held = false
-				break
-			}
-			if i == 0 {
-				j.rec = rec
-			}
-		}
-		if !held {
+		if !ok {
 			continue
 		}
 		d.mu.Lock()
 		skip := d.busy(j.id(), now) || d.readingLocal(j)
-		for _, t := range required {
-			skip = skip || d.expiring(t.Name, key)
+		for _, t := range d.requiredTiers() {
+			for _, m := range j.group {
+				skip = skip || d.expiring(t.Name, m.key)
+			}
 		}
 		d.mu.Unlock()
 		if !skip {
