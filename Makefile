@@ -13,7 +13,7 @@ RCLONE_PKG := github.com/rclone/rclone@v1.75.1
 export TIERD_MINIO_BIN := $(GOBIN)/minio
 export TIERD_MC_BIN    := $(GOBIN)/mc
 
-.PHONY: all build demo test race lint reliability bench bench-report fuzz tools minio mc rclone clean
+.PHONY: all build demo test race lint reliability bench bench-report fuzz tools minio mc rclone rsync clean
 
 all: build
 
@@ -53,10 +53,11 @@ bench:
 ## bench-report: tierd against dd, mc and rclone on this machine, and the memory soak, into
 ## BENCHMARKS.md and benchmarks/ (plots, results.json). Under an hour on 2 cores; BENCH_MODE=quick
 ## takes about 5 minutes (small files; the report says it is a quick run), BENCH_MODE=full longer.
-## BENCH_FLAGS passes more flags (go run ./internal/benchreport -h), e.g. "-sections posix".
+## BENCH_FLAGS passes more flags (go run ./internal/benchreport -h), e.g. "-sections posix", or
+## "-sections scale -keep benchmarks/results.json" (measure one section, keep the others from the last run).
 BENCH_MODE  ?= default
 BENCH_FLAGS ?=
-bench-report: tools rclone
+bench-report: tools rclone rsync
 	$(GO) run ./internal/benchreport -mode $(BENCH_MODE) -command "make bench-report$(if $(filter-out default,$(BENCH_MODE)), BENCH_MODE=$(BENCH_MODE))$(if $(BENCH_FLAGS), BENCH_FLAGS='$(BENCH_FLAGS)')" $(BENCH_FLAGS)
 
 ## fuzz: every Fuzz target for FUZZTIME each.
@@ -77,6 +78,11 @@ mc:
 # rclone is only a baseline of bench-report: if it cannot be installed, the report says so.
 rclone:
 	@test -x $(GOBIN)/rclone || { echo "installing rclone (a few minutes, once)"; $(GO) install $(RCLONE_PKG) || echo "rclone could not be installed; bench-report measures without it"; }
+
+# rsync (a Debian package) is only a baseline of bench-report's scale section: if it cannot be
+# installed, the report says so.
+rsync:
+	@command -v rsync >/dev/null || { echo "installing rsync (apt-get)"; apt-get install -y rsync >/dev/null 2>&1 || sudo -n apt-get install -y rsync >/dev/null 2>&1 || echo "rsync could not be installed; bench-report measures the scale section without it"; }
 
 clean:
 	rm -rf bin/

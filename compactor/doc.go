@@ -11,6 +11,10 @@
 // and its input reads, one or more for the output window (Options.MaxBuffers), and a few
 // KiB of heap; two goroutines fill each window from the two halves of the items.
 //
+// Rehydrate goes the other way: from a compacted index back to a RocketMQ IndexFile that
+// answers every lookup as the original did (index/FORMAT.md, "Rehydrating"), written
+// front to back from pool buffers, the slot table and a bounded histogram.
+//
 // Input is untrusted: an IndexFile that breaks its layout fails with an error wrapping
 // index.ErrCorruptIndex, a source that changes between passes with one wrapping
 // segment.ErrSourceChanged; nothing panics, and every buffer goes back to the pool.

@@ -19,7 +19,9 @@ func newKafkaCmd(g *globalFlags) *cobra.Command {
 		Use:   "kafka --dir DIR [flags]",
 		Short: "Write Kafka log dirs (segments with offset and time indexes)",
 		Example: `  brokersim kafka --dir /tmp/kafka --records 100000 --segment-bytes 1MiB
-  brokersim kafka --dir /tmp/kafka --segment-bytes 1MiB --rate 2000 --duration 1m`,
+  brokersim kafka --dir /tmp/kafka --segment-bytes 1MiB --rate 2000 --duration 1m
+  brokersim kafka --dir /tmp/kafka --static --topics 1 --partitions 10000 --segments 7 \
+    --segment-bytes 1KiB --record-size 100 --batch-records 4   # 210,000 segment files`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.SegmentBytes, o.MaxIndexSize = int64(segmentBytes), int64(maxIndexSize)
@@ -58,6 +60,9 @@ func newKafkaCmd(g *globalFlags) *cobra.Command {
 	f.Float64Var(&o.Rate, "rate", 0, "continuous mode: records per second after the initial ones")
 	f.DurationVar(&o.Duration, "duration", 0, "continuous mode: how long (0: until SIGINT/SIGTERM)")
 	f.DurationVar(&o.FlushInterval, "flush-interval", 100*time.Millisecond, "continuous mode: how often checkpoints are written")
+	f.BoolVar(&o.Static, "static", false, "write each partition in turn to --segments segments (sealed ones dated by their last record), not --records to random partitions: fast stores of many files")
+	f.IntVar(&o.Segments, "segments", 7, "with --static: segments per partition, the last one active")
 	f.StringVar(&o.TopicPrefix, "topic-prefix", "sim-topic-", "topic name prefix")
+	f.IntVar(&o.MaxOpenFiles, "max-open-files", brokersim.DefaultMaxOpenFiles, "most segment files (a partition's active segment has three) open at once: the others are closed and reopened at their next write")
 	return cmd
 }

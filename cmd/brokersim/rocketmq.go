@@ -59,5 +59,6 @@ func newRocketMQCmd(g *globalFlags) *cobra.Command {
 	f.DurationVar(&o.FlushInterval, "flush-interval", 100*time.Millisecond, "continuous mode: how often buffers are written out")
 	f.BoolVar(&o.PreallocateNext, "preallocate-next", false, "also create the next commit-log file ahead, empty, as the broker's AllocateMappedFileService does")
 	f.StringVar(&o.TopicPrefix, "topic-prefix", "SimTopic", "topic name prefix")
+	f.IntVar(&o.MaxOpenFiles, "max-open-files", brokersim.DefaultMaxOpenFiles, "most consume-queue files open at once: the others are closed and reopened at their next write")
 	return cmd
 }

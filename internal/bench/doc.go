@@ -1,8 +1,9 @@
 // Package bench measures tierd against its peers on the machine it runs on: the posix
 // tier in each write mode against dd, the S3 tier with each driver against mc (and rclone
 // when installed), compaction of RocketMQ IndexFiles against dd reading and writing the
-// same bytes, and a memory soak of the seeds' scenario next to a deliberately naive
-// offloader. It is the one source of truth for these measurements: the `go test -bench`
+// same bytes, a memory soak of the seeds' scenario next to a deliberately naive
+// offloader, and tierd's binary over stores of many small files (Scale: scan against find,
+// run --once against rsync, an idle daemon's peak RSS and CPU per scan). It is the one source of truth for these measurements: the `go test -bench`
 // entry points in posix/, s3/ and compactor/ and the report generator
 // (internal/benchreport, `make bench-report`) call the same functions and get the same
 // structured results back.

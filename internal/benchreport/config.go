@@ -38,9 +38,15 @@ type config struct {
 	SoakWorkers  int           `json:"soak_workers"`
 	SoakDeadline time.Duration `json:"soak_deadline"`
 	NaiveCeiling int64         `json:"naive_ceiling"`
+
+	ScaleStores   []bench.ScaleStore `json:"scale_stores"`
+	ScaleRuns     int                `json:"scale_runs"`
+	ScaleBudget   time.Duration      `json:"scale_budget"`   // bounds run --once and rsync each
+	ScaleInterval time.Duration      `json:"scale_interval"` // the idle daemon's scan_interval
+	ScaleDaemon   time.Duration      `json:"scale_daemon"`   // bounds the idle daemon
 }
 
-var allSections = []string{"posix", "rss", "compaction", "s3", "soak"}
+var allSections = []string{"posix", "rss", "compaction", "s3", "soak", "scale"}
 
 // preset returns the configuration of a mode: quick (about 5 minutes here: small files,
 // few runs and soak rounds, 1/10-size IndexFiles), default (the issue's sizes, under an
@@ -53,7 +59,9 @@ func preset(mode string) (config, error) {
 		RSSSize: 1 << 30, RSSPools: []int64{16 << 20, 64 << 20}, RSSConcs: []int{1, 16},
 		S3Sizes: []int64{1 << 30, 4 << 30}, S3Concs: []int{1, 16}, S3MaxStored: 16 << 30, S3Runs: 3,
 		Slots: index.DefaultIndexSlots, Items: index.DefaultIndexItems, Fills: []int{1, 50, 100}, CompactRuns: 5,
-		SoakRounds: 50, SoakWorkers: 8, SoakDeadline: 45 * time.Minute, NaiveCeiling: 6 << 30,
+		// 30 soak rounds (about 19 minutes here) leave room for the scale section in the hour.
+		SoakRounds: 30, SoakWorkers: 8, SoakDeadline: 45 * time.Minute, NaiveCeiling: 6 << 30,
+		ScaleStores: bench.DefaultScaleStores, ScaleRuns: 3, ScaleBudget: 90 * time.Second, ScaleInterval: 3 * time.Second, ScaleDaemon: 2 * time.Minute,
 	}
 	switch mode {
 	case "default":
@@ -63,8 +71,15 @@ func preset(mode string) (config, error) {
 		c.S3Sizes, c.S3MaxStored, c.S3Runs = []int64{64 << 20}, 1<<30, 3
 		c.Slots, c.Items, c.CompactRuns = index.DefaultIndexSlots/10, index.DefaultIndexItems/10, 3
 		c.SoakRounds, c.SoakDeadline, c.NaiveCeiling = 10, 5*time.Minute, 2<<30
+		c.ScaleStores = []bench.ScaleStore{
+			{Layout: "kafka", Topics: 1, Partitions: 50, Segments: 7}, {Layout: "kafka", Topics: 1, Partitions: 300, Segments: 7},
+			{Layout: "rocketmq", Topics: 2, Queues: 64, Messages: 5000},
+		}
+		c.ScaleRuns, c.ScaleBudget, c.ScaleInterval, c.ScaleDaemon = 1, 30*time.Second, time.Second, time.Minute
 	case "full":
-		c.PosixRuns, c.S3Runs, c.CompactRuns = 9, 5, 9
+		c.PosixRuns, c.S3Runs, c.CompactRuns, c.ScaleRuns = 9, 5, 9, 5
+		c.SoakRounds = 50
+		c.ScaleBudget, c.ScaleDaemon = 10*time.Minute, 10*time.Minute
 		c.S3MaxStored = 64 << 30
 		c.SoakDeadline = time.Hour
 	default:
@@ -167,6 +182,32 @@ func overrides(fs *flag.FlagSet) func(c *config) error {
 	add("soak-workers", "soak workers", num(func(c *config) *int { return &c.SoakWorkers }, 1))
 	add("soak-deadline", "longest tierd soak", func(c *config, v string) (err error) { c.SoakDeadline, err = time.ParseDuration(v); return err })
 	add("naive-ceiling", "memory the naive offloader may hold before it is stopped", size(func(c *config) *int64 { return &c.NaiveCeiling }))
+	dur := func(dst func(c *config) *time.Duration) func(c *config, v string) error {
+		return func(c *config, v string) (err error) {
+			d, err := time.ParseDuration(v)
+			if err == nil && d <= 0 {
+				err = fmt.Errorf("%v is not positive", d)
+			}
+			*dst(c) = d
+			return err
+		}
+	}
+	add("scale-stores", "scale stores, e.g. kafka:1x500x7,rocketmq:10x1024x250000 (kafka:TOPICSxPARTITIONSxSEGMENTS, rocketmq:TOPICSxQUEUESxMESSAGES)", func(c *config, v string) error {
+		var out []bench.ScaleStore
+		for f := range strings.SplitSeq(v, ",") {
+			st, err := bench.ParseScaleStore(strings.TrimSpace(f))
+			if err != nil {
+				return err
+			}
+			out = append(out, st)
+		}
+		c.ScaleStores = out
+		return nil
+	})
+	add("scale-runs", "scan and find runs per scale store", num(func(c *config) *int { return &c.ScaleRuns }, 1))
+	add("scale-budget", "longest run --once and rsync of a scale store (each is stopped then and its rate taken over what it copied)", dur(func(c *config) *time.Duration { return &c.ScaleBudget }))
+	add("scale-interval", "scan_interval of the idle daemon of the scale section", dur(func(c *config) *time.Duration { return &c.ScaleInterval }))
+	add("scale-daemon", "longest life of the idle daemon of the scale section", dur(func(c *config) *time.Duration { return &c.ScaleDaemon }))
 	return func(c *config) error {
 		for _, s := range sets {
 			if err := s(c); err != nil {

@@ -2,8 +2,9 @@
 // BENCHMARKS.md with SVG plots next to it (and the raw results as JSON): the posix tier
 // in each write mode against dd, peak RSS of concurrent copies against the pool, RocketMQ
 // IndexFile compaction against dd reading and writing the same bytes, the S3 tier with
-// each driver against mc (and rclone when installed), and the seeds' memory soak next to
-// a deliberately naive offloader. Every measurement is internal/bench's, the same the
+// each driver against mc (and rclone when installed), the seeds' memory soak next to
+// a deliberately naive offloader, and tierd over stores of 10^4..10^6 small files (scan
+// against find, offload against rsync, peak RSS and CPU of an idle daemon). Every measurement is internal/bench's, the same the
 // `go test -bench` entry points run. `make bench-report` runs it:
 //
 //	go run ./internal/benchreport [-mode quick|default|full] [-out BENCHMARKS.md] [flags]
@@ -21,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,8 +37,8 @@ func main() {
 
 // options are the flags that are not part of the measured configuration.
 type options struct {
-	out, plots, dir, rclone, command, format, from string
-	timeout                                        time.Duration
+	out, plots, dir, rclone, command, format, from, keep string
+	timeout                                              time.Duration
 }
 
 // parseFlags parses args into options and the configuration of the chosen mode with the
@@ -53,6 +55,7 @@ func parseFlags(args []string, stderr io.Writer) (options, config, error) {
 	fs.StringVar(&o.command, "command", "", "the command line to print in the report (default: this program's)")
 	fs.StringVar(&o.format, "format", "svg", "plot format: svg or png")
 	fs.StringVar(&o.from, "from", "", "measure nothing: render the report and plots again from this results.json")
+	fs.StringVar(&o.keep, "keep", "", "results.json of an earlier run: the sections this run does not measure are taken from it, each marked with that run's command and date (e.g. -sections scale -keep benchmarks/results.json); with -from, the sections that file lacks")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Hour, "stop measuring after this long (what is unfinished is reported as failed)")
 	apply := overrides(fs)
 	if err := fs.Parse(args); err != nil {
@@ -84,7 +87,7 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	if o.from != "" {
-		return rerender(o.from, o.out, o.plots, o.format, stderr)
+		return rerender(o.from, o.keep, o.out, o.plots, o.format, stderr)
 	}
 	if o.dir != "" {
 		os.Setenv("TIERD_BENCH_DIR", o.dir)
@@ -112,6 +115,12 @@ func run(args []string, stderr io.Writer) int {
 	defer cancel()
 	measure(ctx, r, benchDir, logf)
 	r.Finished, r.LoadEnd = time.Now(), bench.LoadAvg()
+	if o.keep != "" {
+		if err := keepSections(r, o.keep); err != nil {
+			fmt.Fprintln(stderr, "benchreport:", err)
+			return 1
+		}
+	}
 	r.Elapsed = r.Finished.Sub(r.Started).Round(time.Second).String()
 	r.collect()
 	if err := write(r, o.out, o.plots, o.format); err != nil {
@@ -128,8 +137,51 @@ func run(args []string, stderr io.Writer) int {
 	return 0
 }
 
-// rerender writes the report and plots of the results in file.
-func rerender(file, out, plots, format string, stderr io.Writer) int {
+// keepSections copies into r the sections of the report in file that r's run did not
+// measure, and records where each came from.
+func keepSections(r *Report, file string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("-keep: %w", err)
+	}
+	var old Report
+	if err := json.Unmarshal(data, &old); err != nil {
+		return fmt.Errorf("-keep %s: %w", file, err)
+	}
+	for _, s := range allSections {
+		if r.Config.has(s) || !old.has(s) {
+			continue
+		}
+		switch s {
+		case "posix":
+			r.Posix = old.Posix
+		case "rss":
+			r.RSS = old.RSS
+		case "compaction":
+			r.Compaction = old.Compaction
+		case "s3":
+			r.S3 = old.S3
+		case "soak":
+			r.Soak = old.Soak
+		case "scale":
+			r.Scale = old.Scale
+		}
+		if i := slices.IndexFunc(old.Kept, func(k Kept) bool { return k.Section == s }); i >= 0 {
+			r.Kept = append(r.Kept, old.Kept[i]) // the earlier run had kept it from a run before
+			continue
+		}
+		from := old.Command
+		if old.Config.Mode != "default" {
+			from += " (" + old.Config.Mode + " mode)"
+		}
+		r.Kept = append(r.Kept, Kept{Section: s, Command: from, Started: old.Started, Took: old.Took[s], LoadStart: old.LoadStart, LoadEnd: old.LoadEnd})
+	}
+	return nil
+}
+
+// rerender writes the report and plots of the results in file, with the sections it
+// lacks taken from keep if set.
+func rerender(file, keep, out, plots, format string, stderr io.Writer) int {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		fmt.Fprintln(stderr, "benchreport:", err)
@@ -139,6 +191,12 @@ func rerender(file, out, plots, format string, stderr io.Writer) int {
 	if err := json.Unmarshal(data, &r); err != nil {
 		fmt.Fprintf(stderr, "benchreport: %s: %v\n", file, err)
 		return 1
+	}
+	if keep != "" {
+		if err := keepSections(&r, keep); err != nil {
+			fmt.Fprintln(stderr, "benchreport:", err)
+			return 1
+		}
 	}
 	r.collect()
 	if err := write(&r, out, plots, format); err != nil {
@@ -179,6 +237,17 @@ func measure(ctx context.Context, r *Report, dir string, logf func(string, ...an
 		r.Compaction = &res
 		return err
 	})
+	section("scale", func() error {
+		tierd, commit, err := buildTierd(ctx, filepath.Join(dir, "scale"))
+		if err != nil {
+			return err
+		}
+		res, err := bench.Scale(ctx, bench.ScaleOptions{Dir: dir, Tierd: tierd, Stores: cfg.ScaleStores, Runs: cfg.ScaleRuns,
+			OffloadBudget: cfg.ScaleBudget, ScanInterval: cfg.ScaleInterval, DaemonBudget: cfg.ScaleDaemon, Logf: logf})
+		res.Commit = commit
+		r.Scale = &res
+		return err
+	})
 	if !cfg.has("s3") && !cfg.has("soak") {
 		return
 	}
@@ -212,6 +281,23 @@ func measure(ctx context.Context, r *Report, dir string, logf func(string, ...an
 		r.Soak = &res
 		return err
 	})
+}
+
+// buildTierd builds the tierd of this working tree into dir and returns its path and the
+// commit it was built from ("+dirty" when the tree has changes).
+func buildTierd(ctx context.Context, dir string) (string, string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	bin := filepath.Join(dir, "tierd")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/tierd").CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("build tierd (run from the repository's root): %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	commit := "unknown"
+	if out, err := exec.CommandContext(ctx, "git", "describe", "--always", "--dirty=+dirty").Output(); err == nil {
+		commit = strings.TrimSpace(string(out))
+	}
+	return bin, commit, nil
 }
 
 // minioBin is the MinIO server binary miniotest runs.
@@ -308,6 +394,21 @@ func checkSpace(cfg config, dir string) error {
 	if cfg.has("soak") {
 		sources[bench.IndexFilePath(dir, cfg.Slots, cfg.Items, cfg.Items-1)] = idx
 		peak = max(peak, int64(cfg.SoakWorkers)*idx)
+	}
+	if cfg.has("scale") {
+		// A store's files take a block each at least; its copies (run --once, then rsync)
+		// as much again, one after the other.
+		for _, st := range cfg.ScaleStores {
+			files := int64(st.Topics) * int64(st.Partitions) * int64(3*st.Segments+2)
+			if st.Layout == "rocketmq" {
+				files = int64(st.Topics)*int64(st.Queues)*(1+st.Messages/int64(st.Topics*st.Queues)/10) + 16
+			}
+			est := files * 4 << 10
+			if _, err := os.Stat(filepath.Join(dir, "scale", st.Name()+".sealed")); err != nil {
+				sources[filepath.Join(dir, "scale", st.Name())] = est
+			}
+			peak = max(peak, est)
+		}
 	}
 	var missing int64
 	for p, s := range sources {

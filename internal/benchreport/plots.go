@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"image/color"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -28,7 +30,7 @@ func drawPlots(r *Report, dir, format string) (map[string]string, error) {
 		out[key] = name
 		return nil
 	}
-	for _, key := range []string{"posix-throughput", "posix-rss", "s3-throughput", "s3-cpu", "compaction", "soak-rss", "soak-tierd"} {
+	for _, key := range []string{"posix-throughput", "posix-rss", "s3-throughput", "s3-cpu", "compaction", "soak-rss", "soak-tierd", "scale-rss", "scale-time"} {
 		for _, ext := range []string{".svg", ".png"} {
 			_ = os.Remove(filepath.Join(dir, key+ext))
 		}
@@ -157,7 +159,96 @@ func drawPlots(r *Report, dir, format string) (map[string]string, error) {
 			return nil, err
 		}
 	}
+	if sc := r.Scale; sc != nil {
+		var measured []bench.ScaleRun
+		for _, x := range sc.Stores {
+			if len(x.Checks) > 0 {
+				measured = append(measured, x)
+			}
+		}
+		if len(measured) > 0 {
+			p, err := scalePlot(measured, "scale: peak RSS against the number of files", "peak RSS, MiB", false, []scaleLine{
+				{"tierd scan", func(x bench.ScaleRun) float64 { return bench.MiB(int64(x.Scan.MaxRSS.Max())) }},
+				{"tierd run --once", func(x bench.ScaleRun) float64 { return bench.MiB(x.Once.MaxRSS) }},
+				{"tierd run (idle daemon)", func(x bench.ScaleRun) float64 { return bench.MiB(x.Daemon.MaxRSS) }},
+			}, bench.MiB(sc.Pool+bench.RSSAllowance))
+			if err != nil {
+				return nil, err
+			}
+			if err := save("scale-rss", p, 7*vg.Inch, 4*vg.Inch); err != nil {
+				return nil, err
+			}
+			if p, err = scalePlot(measured, "scale: time against the number of files", "seconds (log scale)", true, []scaleLine{
+				{"tierd scan (wall)", func(x bench.ScaleRun) float64 { return x.Scan.Secs.Median }},
+				{"find -printf '%s %T@' (wall)", func(x bench.ScaleRun) float64 { return x.Find.Secs.Median }},
+				{"idle daemon: CPU per scan", func(x bench.ScaleRun) float64 { return x.Daemon.CPUPerScan }},
+			}, 0); err != nil {
+				return nil, err
+			}
+			if err := save("scale-time", p, 7*vg.Inch, 4*vg.Inch); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return out, nil
+}
+
+// scaleLine is one measurement drawn against the stores' file counts.
+type scaleLine struct {
+	name  string
+	value func(bench.ScaleRun) float64
+}
+
+// scalePlot draws lines over the stores' file counts (logarithmic x), the y axis
+// logarithmic if logY, and a dashed goal line at goal if it is above 0.
+func scalePlot(runs []bench.ScaleRun, title, ylabel string, logY bool, lines []scaleLine, goal float64) (*plot.Plot, error) {
+	runs = slices.Clone(runs)
+	slices.SortFunc(runs, func(a, b bench.ScaleRun) int { return cmp.Compare(a.Files, b.Files) })
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "files in the store (log scale)"
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Y.Label.Text = ylabel
+	if logY {
+		p.Y.Scale = plot.LogScale{}
+		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	} else {
+		p.Y.Min = 0
+	}
+	p.Legend.Top = true
+	p.Legend.Left = true
+	for i, l := range lines {
+		var xys plotter.XYs
+		for _, x := range runs {
+			if v := l.value(x); v > 0 || !logY {
+				xys = append(xys, plotter.XY{X: float64(x.Files), Y: v})
+			}
+		}
+		if len(xys) == 0 {
+			continue
+		}
+		line, points, err := plotter.NewLinePoints(xys)
+		if err != nil {
+			return nil, err
+		}
+		line.Color, points.Color = plotutil.Color(i), plotutil.Color(i)
+		line.Width = vg.Points(1.5)
+		points.Shape = plotutil.Shape(i)
+		p.Add(line, points)
+		p.Legend.Add(l.name, line, points)
+	}
+	if goal > 0 {
+		lo, hi := float64(runs[0].Files), float64(runs[len(runs)-1].Files)
+		g, err := lineOf(plotter.XYs{{X: lo, Y: goal}, {X: hi, Y: goal}}, color.RGBA{R: 200, A: 255}, true)
+		if err != nil {
+			return nil, err
+		}
+		p.Add(g)
+		p.Legend.Add("goal: pool + 48 MiB", g)
+		p.Y.Max = max(p.Y.Max, goal) * 1.3
+	}
+	return p, nil
 }
 
 // series is one contender's bar in every group.

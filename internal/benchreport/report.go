@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -30,12 +29,44 @@ type Report struct {
 	Compaction *bench.CompactResult  `json:"compaction,omitempty"`
 	S3         *bench.S3Result       `json:"s3,omitempty"`
 	Soak       *bench.SoakResult     `json:"soak,omitempty"`
+	Scale      *bench.ScaleResult    `json:"scale,omitempty"`
 	Errors     []string              `json:"errors,omitempty"`
+	// Kept are sections taken from an earlier run's results (-keep), not measured in this one.
+	Kept []Kept `json:"kept,omitempty"`
 
 	// Checks are every goal with its measurement, in section order; Headline sums them up.
 	Checks   []bench.Check     `json:"checks"`
 	Headline []Row             `json:"headline"`
 	Plots    map[string]string `json:"plots"`
+}
+
+// Kept says where a section measured by an earlier run came from.
+type Kept struct {
+	Section   string     `json:"section"`
+	Command   string     `json:"command"`
+	Started   time.Time  `json:"started"`
+	Took      string     `json:"took"`
+	LoadStart [3]float64 `json:"load_start"`
+	LoadEnd   [3]float64 `json:"load_end"`
+}
+
+// has tells whether the report holds results of section.
+func (r *Report) has(section string) bool {
+	switch section {
+	case "posix":
+		return r.Posix != nil
+	case "rss":
+		return r.RSS != nil
+	case "compaction":
+		return r.Compaction != nil
+	case "s3":
+		return r.S3 != nil
+	case "soak":
+		return r.Soak != nil
+	case "scale":
+		return r.Scale != nil
+	}
+	return false
 }
 
 // Row is a line of the headline table.
@@ -73,6 +104,11 @@ func (r *Report) collect() {
 	}
 	if r.Soak != nil {
 		r.Checks = append(r.Checks, r.Soak.Checks...)
+	}
+	if r.Scale != nil {
+		for _, s := range r.Scale.Stores {
+			r.Checks = append(r.Checks, s.Checks...)
+		}
 	}
 	r.Headline = r.headline()
 }
@@ -222,6 +258,23 @@ func (r *Report) headline() []Row {
 		rows = append(rows, r.row(fmt.Sprintf("soak, %d × %d IndexFiles: RSS slope", s.Rounds, s.Workers), fmt.Sprintf("%.3f MiB/round", s.Tierd.Slope), naiveSlope, "", "≤ 0.5 MiB/round", "soak/slope", "soak/rounds"))
 		rows = append(rows, r.row("soak: peak RSS", mib(float64(s.Tierd.MaxRSS)), naivePeak, "", "≤ "+mib(float64(s.Pool+bench.RSSAllowance)), "soak/peak"))
 	}
+	if s := r.Scale; s != nil {
+		goal := "≤ " + mib(float64(s.Pool+bench.RSSAllowance))
+		for _, x := range s.Stores {
+			if len(x.Checks) == 0 {
+				continue // failed before measuring
+			}
+			k := "scale/" + x.Name + "/"
+			what := fmt.Sprintf("scale, %s files (%s)", thousands(x.Files), x.Name)
+			rows = append(rows, r.row(what+": scan time", seconds(x.Scan.Secs.Median), "find "+seconds(x.Find.Secs.Median), times(x.ScanRatio), "≤ 3.00×", k+"scan"))
+			peak := max(x.Scan.MaxRSS.Max(), float64(x.Once.MaxRSS), float64(x.Daemon.MaxRSS))
+			rows = append(rows, r.row(what+": peak RSS of scan, run --once, idle daemon", fmt.Sprintf("%s, %s, %s", mib(x.Scan.MaxRSS.Max()), mib(float64(x.Once.MaxRSS)), mib(float64(x.Daemon.MaxRSS))),
+				"", "", goal+" (largest "+mib(peak)+")", k+"scan-rss", k+"once-rss", k+"daemon-rss"))
+			if x.Rsync.Skipped == "" {
+				rows = append(rows, r.row(what+": small-segment offload", fmt.Sprintf("%.0f files/s", x.Once.Rate), fmt.Sprintf("rsync %.0f files/s", x.Rsync.Rate), times(x.Ratio), "≥ 0.50×", k+"offload"))
+			}
+		}
+	}
 	return rows
 }
 
@@ -253,9 +306,4 @@ func (r *Report) short() []bench.Check {
 		}
 	}
 	return out
-}
-
-func round(x float64, digits int) float64 {
-	p := math.Pow(10, float64(digits))
-	return math.Round(x*p) / p
 }

@@ -68,6 +68,22 @@ func fakeReport(mode string) *Report {
 		Tierd:  bench.SoakRun{Name: "tierd", Samples: tierd, Jobs: 80, Rounds: 10, Secs: 60, MaxRSS: 150 << 20, Slope: 6, SlopeOK: true, FitFrom: 1},
 		Naive:  &bench.SoakRun{Name: "naive", Samples: naive, Jobs: 14, Rounds: 1.75, Secs: 10, MaxRSS: 6000 << 20, Slope: 3000, SlopeOK: true, Stopped: "stopped at the ceiling"},
 		Checks: []bench.Check{check("soak/slope", "tierd RSS slope", 6, "<=", 0.5, "MiB/round"), check("soak/peak", "tierd peak RSS", 150, "<=", 112, "MiB")}}
+	scaleRun := func(name string, files int64, rss int64, ratio float64) bench.ScaleRun {
+		st, _ := bench.ParseScaleStore(strings.Replace(name, "-", ":", 1))
+		x := bench.ScaleRun{Store: st, Name: name, Files: files, Sealed: files * 3 / 4, Find: bench.Runs{Secs: stat(0.5, 0.6)}, Scan: bench.Runs{Secs: stat(1.2, 1.4), MaxRSS: stat(float64(rss))},
+			ScanRatio: 2.4, Once: bench.ScaleCopy{Usage: bench.Usage{Secs: 60, MaxRSS: rss}, Files: files / 2, Rate: 900, Stopped: true},
+			Rsync: bench.ScaleCopy{Usage: bench.Usage{Secs: 60}, Files: files, Rate: 900 / ratio}, Ratio: ratio,
+			Daemon: bench.ScaleIdle{Usage: bench.Usage{MaxRSS: rss}, Interval: 3, FirstScan: 2, Scans: 10, CPUPerScan: 0.25}, CatalogBytes: files * 100}
+		x.Checks = []bench.Check{
+			check("scale/"+name+"/scan", name+": scan / find", 2.4, "<=", 3, "x"),
+			check("scale/"+name+"/daemon-rss", name+": idle daemon RSS", bench.MiB(rss), "<=", 112, "MiB"),
+			check("scale/"+name+"/offload", name+": offload ratio", ratio, ">=", 0.5, "x"),
+		}
+		return x
+	}
+	r.Scale = &bench.ScaleResult{Commit: "abc1234", Pool: 64 << 20, BufSize: 8 << 20, Runs: 3, OffloadBudget: 120, Rsync: "rsync 3.2.7", Stores: []bench.ScaleRun{
+		scaleRun("kafka-1x500x7", 11_505, 60<<20, 0.8), scaleRun("kafka-1x4800x7", 110_405, 70<<20, 0.7), scaleRun("rocketmq-10x1024x250000", 29_702, 65<<20, 0.6),
+	}}
 	r.collect()
 	return r
 }
@@ -91,6 +107,9 @@ func TestRenderAndPlots(t *testing.T) {
 		"**tierd RSS slope**: 6 MiB/round, the goal is ≤ 0.5 MiB/round.", "**tierd peak RSS**: 150.0 MiB, the goal is ≤ 112.0 MiB.",
 		"Skipped: too big for the disk.", "rclone: not installed", "420,000,040 bytes", "stopped at the ceiling",
 		"(benchmarks/posix-throughput.svg)", "(benchmarks/soak-rss.svg)", "(benchmarks/compaction.svg)", "## All goals", "make bench-report",
+		"## Scale: stores of many small files", "commit `abc1234`", "(benchmarks/scale-rss.svg)", "(benchmarks/scale-time.svg)",
+		"| scale, 110,405 files (kafka-1x4800x7): scan time | 1.30 s | find 0.55 s | 2.40× | ≤ 3.00× | ✅ met |",
+		"900 files/s: 55202 in 60.0 s, stopped", "0.250 s (10), 2.0 s",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("report lacks %q", want)
@@ -99,7 +118,7 @@ func TestRenderAndPlots(t *testing.T) {
 	if strings.Contains(s, "Quick run") || strings.Contains(s, "<no value>") || strings.Contains(s, "\n\n\n") {
 		t.Errorf("report of a default run:\n%s", s)
 	}
-	for _, name := range []string{"posix-throughput", "posix-rss", "s3-throughput", "s3-cpu", "compaction", "soak-rss", "soak-tierd"} {
+	for _, name := range []string{"posix-throughput", "posix-rss", "s3-throughput", "s3-cpu", "compaction", "soak-rss", "soak-tierd", "scale-rss", "scale-time"} {
 		data, err := os.ReadFile(filepath.Join(dir, "benchmarks", name+".svg"))
 		if err != nil || !bytes.Contains(data, []byte("<svg")) {
 			t.Errorf("plot %s: %v", name, err)
@@ -167,7 +186,7 @@ func TestFlags(t *testing.T) {
 		}
 	}
 	f(nil, false, func(c config) {
-		if len(c.PosixSizes) != 2 || c.SoakRounds != 50 || c.SoakWorkers != 8 || c.Items != 20_000_000 || len(c.Sections) != 5 {
+		if len(c.PosixSizes) != 2 || c.SoakRounds != 30 || c.SoakWorkers != 8 || c.Items != 20_000_000 || len(c.Sections) != 6 || len(c.ScaleStores) != 4 {
 			t.Errorf("default config %+v", c)
 		}
 	})
@@ -181,6 +200,81 @@ func TestFlags(t *testing.T) {
 	f([]string{"-posix-sizes", "1TB"}, true, nil)
 	f([]string{"-fills", "1,150"}, true, nil)
 	f([]string{"-soak-workers", "0"}, true, nil)
+	f([]string{"-sections", "scale", "-scale-stores", "kafka:1x10x3,rocketmq:2x8x1000", "-scale-budget", "30s"}, false, func(c config) {
+		if len(c.ScaleStores) != 2 || c.ScaleStores[1].Queues != 8 || c.ScaleStores[0].Segments != 3 || c.ScaleBudget != 30*time.Second || !c.has("scale") || c.has("posix") {
+			t.Errorf("scale config %+v", c)
+		}
+	})
+	f([]string{"-scale-stores", "nats:1x2x3"}, true, nil)
+	f([]string{"-scale-stores", "kafka:1x0x3"}, true, nil)
+	f([]string{"-scale-budget", "-1s"}, true, nil)
+}
+
+// -keep takes the sections a run did not measure from an earlier results.json, says so,
+// and keeps what the earlier run had kept itself.
+func TestKeepSections(t *testing.T) {
+	dir := t.TempDir()
+	old := fakeReport("default")
+	old.Command, old.Took = "make bench-report", map[string]string{"posix": "6m", "scale": "9m"}
+	data, err := json.Marshal(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "results.json")
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := preset("default")
+	cfg.Sections = []string{"scale"}
+	r := &Report{Config: cfg, Command: "second", Started: time.Now(), Scale: &bench.ScaleResult{Commit: "new"}}
+	if err := keepSections(r, file); err != nil {
+		t.Fatal(err)
+	}
+	if r.Scale.Commit != "new" || r.Posix == nil || r.Soak == nil || len(r.Kept) != 5 || r.Kept[0].Section != "posix" || r.Kept[0].Took != "6m" {
+		t.Fatalf("kept %+v, scale %+v", r.Kept, r.Scale)
+	}
+	r.collect()
+	md, err := render(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(md, []byte("| Section posix: from an earlier run | `make bench-report`, started 2026-01-02 03:04 UTC, took 6m;")) {
+		t.Errorf("report does not say where posix came from:\n%s", md)
+	}
+	// A later run of posix alone keeps scale from this one and the rest from the first.
+	data, _ = json.Marshal(r)
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Sections = []string{"posix"}
+	r2 := &Report{Config: cfg, Posix: old.Posix}
+	if err := keepSections(r2, file); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]Kept{}
+	for _, k := range r2.Kept {
+		byName[k.Section] = k
+	}
+	if r2.Scale == nil || r2.Scale.Commit != "new" || len(r2.Kept) != 5 || byName["scale"].Command != "second" || byName["soak"].Command != "make bench-report" {
+		t.Fatalf("second keep: %+v", r2.Kept)
+	}
+	// -from a run of scale alone, -keep the rest: the same report from the tool.
+	scaleOnly := filepath.Join(dir, "scale.json")
+	data, _ = json.Marshal(&Report{Config: cfg2(cfg, "scale"), Command: "third", Scale: r.Scale})
+	if err := os.WriteFile(scaleOnly, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "merged", "BENCHMARKS.md")
+	var stderr bytes.Buffer
+	if code := run([]string{"-from", scaleOnly, "-keep", file, "-out", out}, &stderr); code != 0 {
+		t.Fatalf("-from -keep: exit %d: %s", code, stderr.String())
+	}
+	if md, err := os.ReadFile(out); err != nil || !bytes.Contains(md, []byte("| Section posix: from an earlier run | `make bench-report`")) || !bytes.Contains(md, []byte("## Scale")) {
+		t.Errorf("-from -keep report: %v", err)
+	}
+	if err := keepSections(r2, filepath.Join(dir, "missing.json")); err == nil {
+		t.Error("-keep of a missing file succeeded")
+	}
 }
 
 func TestRunRejectsBadFlags(t *testing.T) {
@@ -244,4 +338,9 @@ func TestResultsRoundTrip(t *testing.T) {
 	if len(back.Checks) != len(r.Checks) || len(back.Headline) != len(r.Headline) || back.Soak.Naive.MaxRSS != r.Soak.Naive.MaxRSS {
 		t.Errorf("round trip lost data")
 	}
+}
+
+func cfg2(c config, sections ...string) config {
+	c.Sections = sections
+	return c
 }

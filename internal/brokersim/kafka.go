@@ -84,6 +84,7 @@ type kafkaStore struct {
 	batch   record.Batch
 	values  []byte // RecordSize bytes per record of the batch being built
 	enc     []byte
+	files   *openFiles
 }
 
 func newKafkaStore(o *KafkaOptions) *kafkaStore {
@@ -92,12 +93,13 @@ func newKafkaStore(o *KafkaOptions) *kafkaStore {
 		log:    o.Logger.Named("brokersim.kafka"),
 		rng:    rand.New(rand.NewPCG(o.Seed, 0x6b61_666b_61)),
 		values: make([]byte, o.BatchRecords*o.RecordSize),
+		files:  newOpenFiles(o.MaxOpenFiles),
 	}
 	for t := range o.Topics {
 		topic := o.TopicPrefix + strconv.Itoa(t)
 		id := kafkaUUID(s.rng)
 		for p := range o.Partitions {
-			part := newPartition(o, topic, p, id)
+			part := newPartition(o, s.files, topic, p, id)
 			part.onRoll = func(p *partition, base int64) {
 				s.log.Debug("segment", zap.String("partition", p.rel), zap.Int64("base", base))
 			}
@@ -123,6 +125,9 @@ func (s *kafkaStore) run(ctx context.Context) error {
 	}
 	start := o.Start.UnixMilli()
 	step := o.Interval.Milliseconds()
+	if o.Static {
+		return s.static(ctx, start)
+	}
 	for s.records < o.Records {
 		if s.batches%256 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -130,7 +135,7 @@ func (s *kafkaStore) run(ctx context.Context) error {
 			}
 		}
 		n := min(int64(1+s.rng.IntN(o.BatchRecords)), o.Records-s.records)
-		if err := s.appendBatch(int(n), func(i int64) int64 { return start + i*step }); err != nil {
+		if err := s.appendBatch(nil, int(n), func(i int64) int64 { return start + i*step }); err != nil {
 			return err
 		}
 	}
@@ -148,7 +153,7 @@ func (s *kafkaStore) run(ctx context.Context) error {
 			}
 			k := min(int64(1+s.rng.IntN(o.BatchRecords)), n)
 			now := max(time.Now().UnixMilli(), s.lastTs)
-			if err := s.appendBatch(int(k), func(int64) int64 { return now }); err != nil {
+			if err := s.appendBatch(nil, int(k), func(int64) int64 { return now }); err != nil {
 				return err
 			}
 			n -= k
@@ -157,10 +162,38 @@ func (s *kafkaStore) run(ctx context.Context) error {
 	}, func() error { return writeKafkaCheckpoints(o.Dir, s.parts) })
 }
 
-// appendBatch writes a batch of n records to a random partition; ts gives the timestamp
-// of the store's i-th record.
-func (s *kafkaStore) appendBatch(n int, ts func(i int64) int64) error {
-	p := s.parts[s.rng.IntN(len(s.parts))]
+// static writes each partition in turn to o.Segments segments (KafkaOptions.Static),
+// the records of the store spread evenly from start to about now, and closes each
+// partition's active segment before the next partition.
+func (s *kafkaStore) static(ctx context.Context, start int64) error {
+	o := s.o
+	// Segments*len(parts) seconds from start to now, as withDefaults chose, split among
+	// the batches of about SegmentBytes/maxBatchSize each.
+	perSeg := max(o.SegmentBytes/max(o.maxBatchSize()/2, 1)*int64(1+o.BatchRecords)/2, 1) // records
+	step := max(time.Second.Milliseconds()/perSeg, 1)
+	for _, p := range s.parts {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for p.segCount < o.Segments {
+			n := int64(1 + s.rng.IntN(o.BatchRecords))
+			if err := s.appendBatch(p, int(n), func(i int64) int64 { return start + i*step }); err != nil {
+				return err
+			}
+		}
+		if err := p.closeActive(); err != nil {
+			return err
+		}
+	}
+	return writeKafkaCheckpoints(o.Dir, s.parts)
+}
+
+// appendBatch writes a batch of n records to p (a random partition if nil); ts gives the
+// timestamp of the store's i-th record.
+func (s *kafkaStore) appendBatch(p *partition, n int, ts func(i int64) int64) error {
+	if p == nil {
+		p = s.parts[s.rng.IntN(len(s.parts))]
+	}
 	b := &s.batch
 	base := ts(s.records)
 	*b = record.Batch{
@@ -209,13 +242,8 @@ func (s *kafkaStore) appendBatch(n int, ts func(i int64) int64) error {
 func (s *kafkaStore) close() error {
 	var err error
 	for _, p := range s.parts {
-		if p.seg == nil {
-			continue
-		}
-		for _, f := range []interface{ Close() error }{p.seg.log, p.seg.oidxF, p.seg.tidxF} {
-			if cerr := f.Close(); err == nil && cerr != nil {
-				err = fmt.Errorf("close segment file: %w", cerr)
-			}
+		if cerr := p.closeActive(); err == nil {
+			err = cerr
 		}
 	}
 	if cerr := writeKafkaCheckpoints(s.o.Dir, s.parts); err == nil {

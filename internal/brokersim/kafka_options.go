@@ -40,9 +40,22 @@ type KafkaOptions struct {
 	Duration time.Duration
 	// FlushInterval is how often the continuous phase updates the checkpoints; default 100ms.
 	FlushInterval time.Duration
-	TopicPrefix   string      // topics are TopicPrefix0, ...; default "sim-topic-"
-	KeepRecords   bool        // list every record in the Summary
-	Logger        *zap.Logger // default: no logging
+	TopicPrefix   string // topics are TopicPrefix0, ...; default "sim-topic-"
+	KeepRecords   bool   // list every record in the Summary
+	// Static writes the partitions one after the other, each to exactly Segments segments
+	// (Segments-1 sealed ones of about SegmentBytes, then the active one holding the batch
+	// that did not fit), instead of Records records to random partitions: a fast way to
+	// write stores of 10^4..10^6 files for scale benchmarks. Sealed segments get the
+	// modification time of their last record, so that they are past seal_grace. Records,
+	// Rate and Duration are ignored; Start defaults to Topics*Partitions*Segments seconds
+	// and an hour before now, so the newest sealed segment is about an hour old.
+	Static   bool
+	Segments int // segments per partition with Static; default 7
+	// MaxOpenFiles bounds the segment files held open at once (a partition's active
+	// segment has three): the others are closed and reopened at their next write, so
+	// 10,000 partitions fit an open-file limit of a few thousand. Default DefaultMaxOpenFiles.
+	MaxOpenFiles int
+	Logger       *zap.Logger // default: no logging
 }
 
 // maxRecordOverhead bounds a record's bytes beyond its value: varints, key, header.
@@ -77,8 +90,13 @@ func (o KafkaOptions) withDefaults() KafkaOptions {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
+	def(&o.Segments, 7)
 	if o.Start.IsZero() {
-		o.Start = time.Now().Add(-time.Duration(o.Records) * o.Interval)
+		if o.Static {
+			o.Start = time.Now().Add(-time.Duration(o.Topics*o.Partitions*o.Segments)*time.Second - time.Hour)
+		} else {
+			o.Start = time.Now().Add(-time.Duration(o.Records) * o.Interval)
+		}
 	}
 	return o
 }
@@ -136,6 +154,15 @@ func (o KafkaOptions) Validate() error {
 	}
 	if o.FlushInterval < 0 {
 		bad("flush-interval", "negative")
+	}
+	if o.Segments < 1 || o.Segments > 1_000_000 {
+		bad("segments", "%d outside 1..1000000", o.Segments)
+	}
+	if o.Static && o.Rate > 0 {
+		bad("rate", "a static store has no continuous phase")
+	}
+	if o.MaxOpenFiles < 0 {
+		bad("max-open-files", "negative (%d)", o.MaxOpenFiles)
 	}
 	return errors.Join(errs...)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/tierd/tierd/index"
 )
@@ -23,12 +24,13 @@ type partition struct {
 	tidxs    *sequence
 	onRoll   func(p *partition, base int64)
 	segCount int
+	files    *openFiles
 }
 
 // segment is the active segment of a partition, appended to as LogSegment.append does.
 type segment struct {
 	base                     int64
-	log, oidxF, tidxF        *os.File
+	log, oidxF, tidxF        *handle
 	size                     int64
 	oidx                     *index.OffsetIndexWriter
 	tidx                     *index.TimeIndexWriter
@@ -36,10 +38,10 @@ type segment struct {
 	maxTs, maxTsOffset       int64
 }
 
-func newPartition(o *KafkaOptions, topic string, id int, topicID string) *partition {
+func newPartition(o *KafkaOptions, files *openFiles, topic string, id int, topicID string) *partition {
 	rel := fmt.Sprintf("%s-%d", topic, id)
 	return &partition{
-		o: o, topic: topic, id: id, topicID: topicID,
+		o: o, files: files, topic: topic, id: id, topicID: topicID,
 		dir:   filepath.Join(o.Dir, rel),
 		rel:   rel,
 		logs:  &sequence{kind: KindKafkaLog},
@@ -58,14 +60,14 @@ func (p *partition) roll() error {
 	name := offsetName(base)
 	s := &segment{base: base, maxTs: -1, maxTsOffset: -1}
 	var err error
-	if s.log, err = createFile(filepath.Join(p.dir, name+".log"), 0); err != nil {
+	if s.log, err = p.files.create(filepath.Join(p.dir, name+".log"), 0); err != nil {
 		return err
 	}
-	if s.oidxF, err = createFile(filepath.Join(p.dir, name+".index"), 0); err != nil {
+	if s.oidxF, err = p.files.create(filepath.Join(p.dir, name+".index"), 0); err != nil {
 		s.log.Close()
 		return err
 	}
-	if s.tidxF, err = createFile(filepath.Join(p.dir, name+".timeindex"), 0); err != nil {
+	if s.tidxF, err = p.files.create(filepath.Join(p.dir, name+".timeindex"), 0); err != nil {
 		s.log.Close()
 		s.oidxF.Close()
 		return err
@@ -87,19 +89,49 @@ func (p *partition) roll() error {
 	return nil
 }
 
-// seal ends the active segment as LogSegment.onBecomeInactiveSegment does.
+// seal ends the active segment as LogSegment.onBecomeInactiveSegment does. With Static,
+// its files get the time of its newest record as their modification time.
 func (p *partition) seal() error {
 	s := p.seg
 	if s == nil {
 		return nil
 	}
 	err := p.sealIndexes(s)
-	for _, f := range []*os.File{s.log, s.oidxF, s.tidxF} {
+	if cerr := s.close(); err == nil {
+		err = cerr
+	}
+	p.seg = nil
+	if err == nil && p.o.Static && s.maxTs >= 0 {
+		t := time.UnixMilli(s.maxTs)
+		for _, f := range []*handle{s.log, s.oidxF, s.tidxF} {
+			if err := os.Chtimes(f.Name(), t, t); err != nil {
+				return fmt.Errorf("set the modification time of a sealed segment: %w", err)
+			}
+		}
+	}
+	return err
+}
+
+// closeActive closes the active segment's files, if any, leaving it active (its indexes
+// preallocated, as Kafka leaves an active segment).
+func (p *partition) closeActive() error {
+	if p.seg == nil {
+		return nil
+	}
+	return p.seg.close()
+}
+
+// close closes the segment's three files, keeping the first error.
+func (s *segment) close() error {
+	var err error
+	for _, f := range []*handle{s.log, s.oidxF, s.tidxF} {
+		if f.closed {
+			continue
+		}
 		if cerr := f.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("close segment file: %w", cerr)
 		}
 	}
-	p.seg = nil
 	return err
 }
 

@@ -290,3 +290,36 @@ func TestKafkaOptionErrors(t *testing.T) {
 	f(func(o *KafkaOptions) { o.MaxIndexSize = 5; o.Records = -1 }, "max-index-size", "records")
 	f(func(o *KafkaOptions) { o.SegmentBytes = 1 << 32 }, "int32")
 }
+
+// A static store: every partition has exactly Segments segments, the sealed ones dated by
+// their last record (in the past), and reads back as written.
+func TestKafkaStatic(t *testing.T) {
+	o := KafkaOptions{
+		Dir: filepath.Join(t.TempDir(), "kafka"), Topics: 2, Partitions: 3, Static: true, Segments: 4,
+		SegmentBytes: 1 << 10, RecordSize: 100, BatchRecords: 4, Seed: 1, KeepRecords: true, MaxOpenFiles: 2,
+	}
+	sum, err := Kafka(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sealed := verifyKafka(t, o, sum); sealed != 2*3*3 {
+		t.Fatalf("%d sealed segments, want 18 (6 partitions x 3)", sealed)
+	}
+	now := time.Now()
+	for _, f := range sum.Files {
+		fi, err := os.Stat(filepath.Join(o.Dir, f.Path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if old := now.Sub(fi.ModTime()) > time.Second; f.Kind != KindMeta && old == f.Active {
+			t.Errorf("%s (active %v) modified %v ago", f.Path, f.Active, now.Sub(fi.ModTime()))
+		}
+		if f.Kind == KindKafkaLog && !f.Active && (f.Size == 0 || f.Size > o.SegmentBytes) {
+			t.Errorf("%s: sealed .log of %d bytes", f.Path, f.Size)
+		}
+	}
+	o.Dir, o.Rate = filepath.Join(t.TempDir(), "k2"), 10
+	if _, err := Kafka(context.Background(), o); err == nil || !strings.Contains(err.Error(), "static") {
+		t.Errorf("static with a rate: %v", err)
+	}
+}

@@ -102,6 +102,7 @@ type rocketMQStore struct {
 	msg     record.Message
 	enc     []byte
 	keyBuf  []string
+	files   *openFiles // the consume-queue files'
 }
 
 func newRocketMQStore(o RocketMQOptions) *rocketMQStore {
@@ -111,6 +112,8 @@ func newRocketMQStore(o RocketMQOptions) *rocketMQStore {
 		rng: rand.New(rand.NewPCG(o.Seed, 0x5eed_0f_b40c3e5)),
 		cl:  newCommitLog(o.Dir, o.CommitLogSize, o.PreallocateNext),
 		idx: newIndexFiles(o.Dir, o.IndexSlots, o.IndexItems, o.Location),
+		// The commit log and IndexFiles hold one file each (two with PreallocateNext).
+		files: newOpenFiles(o.MaxOpenFiles),
 	}
 	s.cl.onRoll = func(name string) { s.log.Debug("commit-log file", zap.String("name", name)) }
 	s.idx.onRoll = func(name string) { s.log.Debug("index file", zap.String("name", name)) }
@@ -119,7 +122,7 @@ func newRocketMQStore(o RocketMQOptions) *rocketMQStore {
 		s.topics = append(s.topics, topic)
 		var qs []*consumeQueue
 		for q := range o.Queues {
-			qs = append(qs, newConsumeQueue(o.Dir, topic, q, o.CQSize))
+			qs = append(qs, newConsumeQueue(s.files, o.Dir, topic, q, o.CQSize))
 		}
 		s.cqs = append(s.cqs, qs)
 		s.qoff = append(s.qoff, make([]int64, o.Queues))

@@ -2,7 +2,6 @@ package brokersim
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 
@@ -18,20 +17,22 @@ type consumeQueue struct {
 	rel    string // the same, relative to the store
 	size   int64
 	seq    *sequence
-	f      *os.File
+	files  *openFiles
+	f      *handle
 	start  int64 // byte offset of the active file in the queue
 	wpos   int64
 	buf    []byte
 	bufPos int64
 }
 
-func newConsumeQueue(storeDir, topic string, queue int, size int64) *consumeQueue {
+func newConsumeQueue(files *openFiles, storeDir, topic string, queue int, size int64) *consumeQueue {
 	rel := "consumequeue/" + topic + "/" + strconv.Itoa(queue)
 	return &consumeQueue{
-		dir:  filepath.Join(storeDir, filepath.FromSlash(rel)),
-		rel:  rel,
-		size: size,
-		seq:  &sequence{kind: KindConsumeQueue},
+		files: files,
+		dir:   filepath.Join(storeDir, filepath.FromSlash(rel)),
+		rel:   rel,
+		size:  size,
+		seq:   &sequence{kind: KindConsumeQueue},
 	}
 }
 
@@ -44,7 +45,7 @@ func (q *consumeQueue) append(e record.CQEntry) error {
 	}
 	if q.f == nil {
 		name := offsetName(q.start)
-		f, err := createFile(filepath.Join(q.dir, name), q.size)
+		f, err := q.files.create(filepath.Join(q.dir, name), q.size)
 		if err != nil {
 			return fmt.Errorf("open consume-queue file: %w", err)
 		}

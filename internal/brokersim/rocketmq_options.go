@@ -44,7 +44,11 @@ type RocketMQOptions struct {
 	TopicPrefix     string         // topics are TopicPrefix0, TopicPrefix1, ...; default "SimTopic"
 	Location        *time.Location // for IndexFile names; default time.Local
 	KeepMessages    bool           // list every message in the Summary
-	Logger          *zap.Logger    // default: no logging
+	// MaxOpenFiles bounds the consume-queue files held open at once (a queue has one
+	// active file): the others are closed and reopened at their next write, so 10,000
+	// queues fit an open-file limit of a few thousand. Default DefaultMaxOpenFiles.
+	MaxOpenFiles int
+	Logger       *zap.Logger // default: no logging
 }
 
 // maxPropertiesLen bounds the properties brokersim writes (keys, id, tags, WAIT).
@@ -135,6 +139,9 @@ func (o RocketMQOptions) Validate() error {
 	}
 	if o.FlushInterval < 0 {
 		bad("flush-interval", "negative")
+	}
+	if o.MaxOpenFiles < 0 {
+		bad("max-open-files", "negative (%d)", o.MaxOpenFiles)
 	}
 	return errors.Join(errs...)
 }
