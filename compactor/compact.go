@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
-	"runtime"
 	"sort"
 	"sync"
 	"time"
@@ -27,13 +26,10 @@ type Options struct {
 	// also bounds the directory (2^bits * 8 bytes fit one buffer).
 	Pool *bufpool.Pool
 	// MaxBuffers caps the pool buffers a compaction holds at once, at least 2: one for the
-	// directory and input reads, the rest for the output window. More buffers mean fewer
-	// passes over the input. 0: half the pool, at least 2.
+	// per-bucket state and input reads, the rest for the output window and the window's
+	// partition map. More buffers mean fewer passes over the input. 0: half the pool, at
+	// least 2.
 	MaxBuffers int
-	// Parallel is the number of goroutines that fill an output window, each scanning its
-	// own half of the items: 1 or 2 (0: 2 when GOMAXPROCS allows and the file is large
-	// enough to gain from it). The output is the same either way.
-	Parallel int
 	// Progress, if set, is called after every read of the input with the bytes read so far
 	// and the total the compaction reads: until the counting pass ends that is the file's
 	// size, then the exact total of all passes. Calls never overlap.
@@ -57,9 +53,15 @@ type Result struct {
 	Passes int
 	// Buffers is the number of pool buffers held for the output window (Compact).
 	Buffers int
+	// Partitioned is the number of windows whose records were partitioned before they
+	// were placed (Compact; the others were placed straight from the scan).
+	Partitioned int
 	// CountTime, FillTime and WriteTime split a compaction's time: the counting pass, the
-	// passes that fill the output windows, and the Writer's Write calls.
+	// passes that fill the output windows, and the Writer's Write calls. FillTime is
+	// ScanTime (reading the items again and partitioning the window's records, the reads
+	// overlapping the work) plus PlaceTime (placing each partition within its range).
 	CountTime, FillTime, WriteTime time.Duration
+	ScanTime, PlaceTime            time.Duration
 }
 
 var errNoPool = errors.New("no buffer pool")
@@ -95,9 +97,10 @@ func Compact(ctx context.Context, src io.ReaderAt, srcSize int64, opts Options, 
 	bsize := opts.Pool.BufferSize()
 	nbits := index.TixBits(ix.Len(), maxBits(bsize))
 	nb := 1 << nbits
-	// The largest output this file can make sizes the window: no more buffers than that.
+	// The largest output this file can make sizes the window: no more buffers than that
+	// (and one more for the window's partition map).
 	upper := index.TixHeaderSize + int64(ix.Len())*index.TixMaxRecordSize + int64(nb+1)*index.TixDirEntrySize
-	want := 1 + int(min((upper+int64(bsize)-1)/int64(bsize), int64(maxBuffers(opts)-1)))
+	want := 2 + int(min((upper+int64(bsize)-1)/int64(bsize), int64(maxBuffers(opts)-2)))
 	bufs, err := acquire(ctx, opts.Pool, want)
 	if err != nil {
 		return Result{}, fmt.Errorf("compact index file: %w", err)
@@ -113,26 +116,19 @@ func Compact(ctx context.Context, src io.ReaderAt, srcSize int64, opts Options, 
 		ctx: ctx, src: src, srcSize: srcSize, ix: ix, n: ix.Len(), bits: nbits, nb: nb,
 		progress: opts.Progress, total: srcSize,
 	}
-	// The directory buffer: the per-bucket state (maxBits leaves room for it), then input
-	// reads, 4 KiB-aligned for O_DIRECT; 64 KiB of heap per part when the directory
-	// leaves less room than that.
-	dir := bufs[0].Bytes()
-	c.bk = bucketStates(dir[:bucketBytes*nb])
+	// The state buffer: the per-bucket state (maxBits leaves room for it), then the
+	// filling passes' input reads and partitioning state, 4 KiB-aligned for O_DIRECT.
+	work := bufs[0].Bytes()
+	c.bk = bucketStates(work[:bucketBytes*nb])
 	clear(c.bk)
-	c.parts = c.splitParts(opts.Parallel)
-	in := dir[(bucketBytes*nb+directAlign-1)/directAlign*directAlign:]
-	for k := range c.parts {
-		if per := len(in) / len(c.parts) / directAlign * directAlign; per >= maxHeapRead {
-			c.parts[k].in = in[k*per : (k+1)*per]
-		} else {
-			c.parts[k].in = make([]byte, maxHeapRead)
+	c.work = work[(bucketBytes*nb+directAlign-1)/directAlign*directAlign:]
+	// The counting pass reads through the other buffers, free until the output starts.
+	if len(bufs) > 2 {
+		for _, b := range bufs[1:] {
+			c.countRing = append(c.countRing, b.Bytes())
 		}
-	}
-	// The counting pass reads through the first part's buffer and the second's, when they
-	// are adjacent: twice the room.
-	c.in = c.parts[0].in
-	if len(c.parts) == 2 && len(in) >= 2*maxHeapRead {
-		c.in = in[:len(c.parts[0].in)+len(c.parts[1].in)]
+	} else {
+		c.countRing = splitRing(bufs[1].Bytes(), 2)
 	}
 	start := time.Now()
 	if err := c.count(); err != nil {
@@ -141,13 +137,16 @@ func Compact(ctx context.Context, src io.ReaderAt, srcSize int64, opts Options, 
 	c.countTime = time.Since(start)
 	failpoint.Hit("compactor.counted")
 	size := c.h.Size()
-	// Give back window buffers the exact size does not need.
-	keep := 1 + int(min(int64(len(bufs)-1), (size+int64(bsize)-1)/int64(bsize)))
-	for i := keep; i < len(bufs); i++ {
-		bufs[i].Release()
-		bufs[i] = nil
+	// The window and the partition map; give back the buffers neither needs.
+	win, side, used := c.plan(bufs, size)
+	for i, b := range bufs {
+		if !used[i] {
+			b.Release()
+			bufs[i] = nil
+		}
 	}
-	c.win = newWindow(bufs[1:keep], bsize)
+	c.win = newWindow(win, bsize)
+	c.side = side
 	c.planPasses(size)
 	w, err := create(size)
 	if err != nil {
@@ -159,29 +158,23 @@ func Compact(ctx context.Context, src io.ReaderAt, srcSize int64, opts Options, 
 	}
 	return Result{
 		Header: c.h, Size: size, CRC32C: crc, LocalSize: srcSize, LocalCRC32C: c.h.SourceCRC32C,
-		Entries: c.n, Passes: c.passes, Buffers: keep - 1,
-		CountTime: c.countTime, FillTime: c.fillTime, WriteTime: c.writeTime,
+		Entries: c.n, Passes: c.passes, Buffers: len(win), Partitioned: c.partitioned,
+		CountTime: c.countTime, FillTime: c.scanTime + c.placeTime, WriteTime: c.writeTime,
+		ScanTime: c.scanTime, PlaceTime: c.placeTime,
 	}, nil
 }
 
-// maxHeapRead is the input buffer taken from the heap when the directory buffer has no
-// room for one: the largest per-call buffer tierd allocates in I/O paths.
-const maxHeapRead = 64 << 10
-
-// bucketState is what a compaction holds per bucket: 16 bytes, so that the one cache line
-// a record's placement touches holds all of it.
+// bucketState is what a compaction holds per bucket: 16 bytes.
 type bucketState struct {
 	// first holds the bucket's item count during the counting pass, then the index of its
 	// first record.
 	first uint32
-	// split holds the bucket's items in the first part during the counting pass, then the
-	// index where the first part's records start (the second part's items are newer, so
-	// their records come first: [first, split) is the second part's, [split, end) the
-	// first part's). Unused with one part.
-	split uint32
-	// cur holds each part's cursor while a window is filled: the next record index to
-	// fill, counting down. Once the bucket is written out, cur[0] holds its CRC-32C.
-	cur [2]uint32
+	// cur is the bucket's cursor while a window is filled: the next record index to fill,
+	// counting down (records run newest first, items arrive oldest first).
+	cur uint32
+	// crc is the CRC-32C of the bucket's records once they are written out.
+	crc uint32
+	_   uint32
 }
 
 // bucketBytes is the size of a bucketState.
@@ -197,36 +190,9 @@ func bucketStates(b []byte) []bucketState {
 }
 
 // maxBits returns the most bucket bits whose per-bucket arrays fit a buffer of bsize
-// bytes. It depends on nothing but bsize, so the output does not depend on Parallel.
+// bytes. It depends on nothing but bsize, so the output does not depend on how many
+// buffers a compaction holds.
 func maxBits(bsize int) int { return bits.Len(uint(bsize/bucketBytes)) - 1 }
-
-// minParallelItems is the smallest file whose windows are filled by two goroutines.
-const minParallelItems = 1 << 16
-
-// splitParts splits the items into the parts the filling passes scan in parallel.
-func (c *compaction) splitParts(parallel int) []part {
-	if parallel <= 0 {
-		parallel = 1
-		if runtime.GOMAXPROCS(0) >= 2 && c.n >= minParallelItems {
-			parallel = 2
-		}
-	}
-	if parallel >= 2 && c.n >= 2 {
-		mid := 1 + c.n/2
-		return []part{{first: 1, end: mid}, {first: mid, end: c.n + 1}}
-	}
-	return []part{{first: 1, end: c.n + 1}}
-}
-
-// part is a run of the source's items [first, end) (item numbers) that one goroutine
-// scans in each filling pass, with its own input buffer.
-type part struct {
-	first, end int
-	in         []byte
-	// crc is the CRC-32C of the part's items as the counting pass read them: every later
-	// pass must read the same bytes.
-	crc uint32
-}
 
 func maxBuffers(opts Options) int {
 	n := opts.MaxBuffers
@@ -246,18 +212,31 @@ type compaction struct {
 	bits    int
 	nb      int // buckets
 	bk      []bucketState
-	parts   []part
-	in      []byte // the counting pass's reads
-	win     window
+	work    []byte // the state buffer after bk
+	win     window // the output window
+	side    []byte // the partition map of the window's records, or nil
 	h       index.TixHeader
 	codec   index.TixCodec
 
-	mu          sync.Mutex // serialises progress reports of parallel parts
+	countRing [][]byte // the counting pass's read buffers
+	fillRing  [][]byte // the filling passes' read buffers
+	// The partitioning state (partition.go): scratch for one partition, a staging line
+	// per partition, the window's partition of each bucket (from its first bucket).
+	scratch, staging []byte
+	pmap             []uint16
+	parts            []partition
+	maxParts         int
+	// itemsSeed is the CRC-32C of the file before its items, itemsCRC with its items: the
+	// filling passes must read the same items.
+	itemsSeed, itemsCRC uint32
+
+	mu          sync.Mutex // serialises progress reports
 	progress    func(done, total int64)
 	done, total int64
 	passes      int
+	partitioned int
 
-	countTime, fillTime, writeTime time.Duration
+	countTime, scanTime, placeTime, writeTime time.Duration
 }
 
 // bucketEnd returns the index after bucket b's last item.
@@ -272,30 +251,6 @@ func (c *compaction) bucketEnd(b int) uint32 {
 // or before r, which is never empty.
 func (c *compaction) bucketOf(r int64) int {
 	return sort.Search(c.nb, func(b int) bool { return int64(c.bk[b].first) > r }) - 1
-}
-
-// readChunks reads [off, end) of the source in pieces of chunk bytes (at most len(buf))
-// and hands each to fn.
-func (c *compaction) readChunks(ctx context.Context, buf []byte, off, end int64, chunk int, fn func(p []byte, off int64) error) error {
-	for off < end {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		p := buf[:min(int64(chunk), end-off)]
-		n, err := c.src.ReadAt(p, off)
-		if n < len(p) {
-			if err == nil || errors.Is(err, io.EOF) {
-				return fmt.Errorf("read index file at %d: %w", off+int64(n), segment.ErrSourceChanged)
-			}
-			return fmt.Errorf("read index file at %d: %w", off+int64(n), err)
-		}
-		c.report(int64(len(p)))
-		if err := fn(p, off); err != nil {
-			return err
-		}
-		off += int64(len(p))
-	}
-	return nil
 }
 
 func (c *compaction) report(n int64) {

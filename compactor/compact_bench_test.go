@@ -54,8 +54,8 @@ func BenchmarkCompact(b *testing.B) {
 				b.Logf("%v", c)
 			}
 			tierd := f.Contenders[0]
-			b.Logf("fill %d%%: %d items; output %d bytes = %.2f B/item; %d passes with %d window buffers; median phases: counting %.3fs, filling %.3fs, writing %.3fs",
-				fill, f.Items, f.OutSize, f.BytesPerItem, f.Passes, f.Buffers, f.CountSecs, f.FillSecs, f.WriteSecs)
+			b.Logf("fill %d%%: %d items; output %d bytes = %.2f B/item; %d passes with %d window buffers (%d partitioned); median phases: counting %.3fs, filling %.3fs (reading and partitioning %.3fs, placing %.3fs), writing %.3fs",
+				fill, f.Items, f.OutSize, f.BytesPerItem, f.Passes, f.Buffers, f.Partitioned, f.CountSecs, f.FillSecs, f.ScanSecs, f.PlaceSecs, f.WriteSecs)
 			b.Logf("lookups of %d sampled key hashes: %.3f ranged reads on average, at most %d; bucket run %.0f bytes on average",
 				f.LookupsSampled, f.ReadsPerLookup, f.MaxReads, f.RunBytes)
 			for _, c := range f.Checks {

@@ -34,14 +34,19 @@ func TestCompactLarge(t *testing.T) {
 	}
 	src := buildIndex(t, slots, items, 0, 0, puts)
 	want := reference(t, src, slots, items, 4096)
-	for _, parallel := range []int{1, 2} {
+	for _, scratch := range []int{0, 100, 1000} {
+		restore := setScratch(scratch)
 		pool := newPool(t, 4096, 4)
-		got, res, err := compactMem(t, src, Options{Slots: slots, Items: items, Pool: pool, MaxBuffers: 2, Parallel: parallel})
+		got, res, err := compactMem(t, src, Options{Slots: slots, Items: items, Pool: pool, MaxBuffers: 2})
+		restore()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want) {
-			t.Fatalf("parallel %d: output differs from the reference", parallel)
+			t.Fatalf("scratch %d: output differs from the reference", scratch)
+		}
+		if scratch > 0 && res.Partitioned < res.Passes-2 {
+			t.Fatalf("scratch %d: %d of %d windows partitioned", scratch, res.Partitioned, res.Passes-1)
 		}
 		h := res.Header
 		if dirOff := h.DirOffset(); h.Bits != maxBits(4096) || dirOff/4096 == (h.Size()-1)/4096 {
@@ -50,7 +55,7 @@ func TestCompactLarge(t *testing.T) {
 		if res.Passes < 10 || res.Buffers != 1 {
 			t.Fatalf("%d passes with %d window buffers: the test wants many", res.Passes, res.Buffers)
 		}
-		t.Logf("parallel %d: %d items, %d bytes (%.2f B/item), %d passes", parallel, res.Entries, res.Size, float64(res.Size)/float64(res.Entries), res.Passes)
+		t.Logf("scratch %d: %d items, %d bytes (%.2f B/item), %d passes, %d partitioned", scratch, res.Entries, res.Size, float64(res.Size)/float64(res.Entries), res.Passes, res.Partitioned)
 	}
 }
 
@@ -96,14 +101,27 @@ func TestCompactErrors(t *testing.T) {
 	}
 
 	// The source changes after the counting pass (create is called between the counting
-	// pass and the first window): an item moves to another bucket.
-	changing := good()
-	f("source changed", changing, Options{MaxBuffers: 2}, func(size int64) (segment.Writer, error) {
-		changing.mu.Lock()
-		changing.b[itemAt(5)+3] ^= 1
-		changing.mu.Unlock()
-		return &memWriter{t: t, size: size, bufSize: 4096}, nil
-	}, segment.ErrSourceChanged)
+	// pass and the first window), filled directly and partitioned: an item moves to another
+	// bucket, its offset leaves the counted range, its offset or time changes within it.
+	for _, scratch := range []int{0, 16} {
+		for _, change := range []struct {
+			name string
+			at   int
+			xor  byte
+		}{{"bucket", 3, 1}, {"hash sign", 0, 0x80}, {"offset range", 4, 0x40}, {"offset", 11, 1}, {"time", 15, 1}} {
+			for _, item := range []int{1, 5, 50, 99} {
+				changing := good()
+				restore := setScratch(scratch)
+				f(fmt.Sprintf("source changed: %s of item %d, scratch %d", change.name, item, scratch), changing, Options{MaxBuffers: 2}, func(size int64) (segment.Writer, error) {
+					changing.mu.Lock()
+					changing.b[itemAt(item)+change.at] ^= change.xor
+					changing.mu.Unlock()
+					return &memWriter{t: t, size: size, bufSize: 4096}, nil
+				}, segment.ErrSourceChanged)
+				restore()
+			}
+		}
+	}
 
 	injected := errors.New("injected")
 	f("create fails", good(), Options{}, func(int64) (segment.Writer, error) { return nil, injected }, injected)
@@ -140,4 +158,95 @@ func TestAcquireWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	held[1].Release()
+}
+
+// TestPartitionEdges: the partitioned fill against the reference where its bookkeeping is
+// thin: no items, a full file, every item of one key (one bucket across every window, cut
+// at both ends; a single-bucket partition larger than the scratch), two hot keys among
+// many, pools so small that every window is a single buffer and the partition map lives
+// on the heap, and one where it takes a buffer of its own.
+func TestPartitionEdges(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	const slots, items = 97, 6000
+	var many []string
+	for i := range 2000 {
+		many = append(many, fmt.Sprintf("T#m%d", i))
+	}
+	hot := func(n int) []put {
+		puts := randomPuts(rng, many, n, 1_700_000_000_000)
+		for i := range puts {
+			if i%3 != 0 {
+				puts[i].key = []string{"T#hot1", "T#hot2"}[i%2]
+			}
+		}
+		return puts
+	}
+	oneKey := func(n int) []put {
+		puts := randomPuts(rng, many, n, 1_700_000_000_000)
+		for i := range puts {
+			puts[i].key = "T#only"
+		}
+		return puts
+	}
+	cases := []struct {
+		name string
+		puts []put
+	}{
+		{"empty", nil},
+		{"full", randomPuts(rng, many, items-1, 1_700_000_000_000)},
+		{"one key", oneKey(items - 1)},
+		{"hot keys", hot(4000)},
+	}
+	defer func(n int) { maxPartitions = n }(maxPartitions)
+	pools := []struct{ bufSize, n, max int }{{4096, 2, 2}, {4096, 3, 3}, {8192, 5, 5}, {1 << 20, 4, 4}}
+	for _, tc := range cases {
+		src := buildIndex(t, slots, items, 0, 0, tc.puts)
+		for _, p := range pools {
+			want := reference(t, src, slots, items, p.bufSize)
+			for _, scratch := range []int{16, 200, 3000} {
+				restore := setScratch(scratch)
+				maxPartitions = 1024
+				if scratch == 200 && p.bufSize == 4096 {
+					maxPartitions = 3 // too few: such windows are filled directly
+				}
+				got, res, err := compactMem(t, src, Options{Slots: slots, Items: items, Pool: newPool(t, p.bufSize, p.n), MaxBuffers: p.max})
+				restore()
+				if err != nil {
+					t.Fatalf("%s, %d x %d B, scratch %d: %v", tc.name, p.n, p.bufSize, scratch, err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("%s, %d x %d B, scratch %d (%d passes, %d partitioned): output differs from the reference", tc.name, p.n, p.bufSize, scratch, res.Passes, res.Partitioned)
+				}
+				if span := min(len(got), res.Buffers*p.bufSize); maxPartitions > 3 && len(tc.puts) > 0 && res.Partitioned == 0 && span > 2*scratch+2*index.TixMaxRecordSize {
+					t.Fatalf("%s, %d x %d B, scratch %d: no window partitioned", tc.name, p.n, p.bufSize, scratch)
+				}
+			}
+		}
+	}
+}
+
+// TestPartitionMapBuffer: with the default scratch, a pool whose state buffer has no room
+// for the window's partition map gives the map a buffer of its own; the output is still
+// the reference's.
+func TestPartitionMapBuffer(t *testing.T) {
+	const slots, items = 5000, 300_001
+	rng := rand.New(rand.NewPCG(23, 24))
+	var keys []string
+	for i := range 100_000 {
+		keys = append(keys, fmt.Sprintf("T#k%d", i))
+	}
+	src := buildIndex(t, slots, items, 0, 0, randomPuts(rng, keys, items-1, 1_700_000_000_000))
+	const bsize = 256 << 10
+	want := reference(t, src, slots, items, bsize)
+	got, res, err := compactMem(t, src, Options{Slots: slots, Items: items, Pool: newPool(t, bsize, 8), MaxBuffers: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%d passes, %d partitioned: output differs from the reference", res.Passes, res.Partitioned)
+	}
+	// 7 buffers besides the state buffer: 6 for the window, 1 for its map.
+	if res.Buffers != 6 || res.Partitioned != res.Passes-1 {
+		t.Fatalf("%d window buffers, %d of %d windows partitioned; want 6 and all", res.Buffers, res.Partitioned, res.Passes-1)
+	}
 }

@@ -24,14 +24,14 @@ func FuzzCompact(f *testing.F) {
 		puts = append(puts, put{fmt.Sprintf("T#k%d", i%7), int64(i) * 100, 1_700_000_000_000 + int64(i)*700})
 	}
 	f.Add(buildIndex(f, 5, 40, 0, 0, puts).b, uint8(4), uint8(39), true)
-	f.Fuzz(func(t *testing.T, data []byte, slotSel, itemSel uint8, parallel bool) {
+	f.Fuzz(func(t *testing.T, data []byte, slotSel, itemSel uint8, partitioned bool) {
 		slots, items := 1+int(slotSel%8), 2+int(itemSel%63)
 		size := int(index.IndexFileSize(slots, items))
 		src := &memFile{b: make([]byte, size)}
 		copy(src.b, data)
-		opts := Options{Slots: slots, Items: items, Pool: newPool(t, 4096, 3), Parallel: 1}
-		if parallel {
-			opts.Parallel = 2
+		opts := Options{Slots: slots, Items: items, Pool: newPool(t, 4096, 3)}
+		if partitioned {
+			defer setScratch(16)()
 		}
 		out, res, err := compactMem(t, src, opts)
 		if err != nil {

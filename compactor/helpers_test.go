@@ -157,3 +157,14 @@ func buildIndex(t testing.TB, slots, items int, prevPhy, prevTs int64, puts []pu
 	}
 	return mf
 }
+
+// setScratch sets partitionScratch to n bytes (0: leaves it) and returns what restores
+// it: a small scratch partitions even the tiny windows of tests, into partitions of a
+// few records each, single buckets larger than the scratch among them.
+func setScratch(n int) (restore func()) {
+	old := partitionScratch
+	if n > 0 {
+		partitionScratch = n
+	}
+	return func() { partitionScratch = old }
+}

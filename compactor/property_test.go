@@ -75,8 +75,10 @@ func TestCompactedLookupsEqualChainWalk(t *testing.T) {
 	pool := keyPool(t)
 	absent := []string{"T#absent", "Orders#nope", "x"}
 	geometries := []struct{ slots, items int }{{1, 2}, {1, 40}, {3, 17}, {7, 300}, {64, 1000}, {97, 513}, {500, 800}}
-	pools := []struct{ bufSize, n, max, parallel int }{{4096, 2, 2, 1}, {4096, 4, 3, 2}, {8192, 3, 0, 2}, {64 << 10, 8, 8, 0}}
-	lookups, hits, maxPasses := 0, 0, 0
+	// scratch > 0 partitions the windows (partitions of a few records, single buckets
+	// larger than the scratch); 0 keeps the default, which fills windows this small directly.
+	pools := []struct{ bufSize, n, max, scratch int }{{4096, 2, 2, 0}, {4096, 4, 3, 24}, {4096, 2, 2, 100}, {8192, 3, 0, 600}, {64 << 10, 8, 8, 0}, {64 << 10, 3, 3, 4096}}
+	lookups, hits, maxPasses, partitioned := 0, 0, 0, 0
 	for _, g := range geometries {
 		for _, fill := range []int{0, 1, (g.items - 1) / 2, g.items - 1} {
 			name := fmt.Sprintf("slots=%d/items=%d/fill=%d", g.slots, g.items, fill)
@@ -90,7 +92,10 @@ func TestCompactedLookupsEqualChainWalk(t *testing.T) {
 			var outs [][]byte
 			for _, p := range pools {
 				bp := newPool(t, p.bufSize, p.n)
-				out, res, err := compactMem(t, src, Options{Slots: g.slots, Items: g.items, Pool: bp, MaxBuffers: p.max, Parallel: p.parallel})
+				restore := setScratch(p.scratch)
+				out, res, err := compactMem(t, src, Options{Slots: g.slots, Items: g.items, Pool: bp, MaxBuffers: p.max})
+				restore()
+				partitioned += res.Partitioned
 				if err != nil {
 					t.Fatalf("%s: compact with %d x %d B buffers: %v", name, p.n, p.bufSize, err)
 				}
@@ -164,9 +169,9 @@ func TestCompactedLookupsEqualChainWalk(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d lookups compared, %d items found; up to %d passes", lookups, hits, maxPasses)
-	if hits == 0 || maxPasses < 3 {
-		t.Fatalf("%d items found, at most %d passes: the test compares too little", hits, maxPasses)
+	t.Logf("%d lookups compared, %d items found; up to %d passes, %d windows partitioned", lookups, hits, maxPasses, partitioned)
+	if hits == 0 || maxPasses < 3 || partitioned == 0 {
+		t.Fatalf("%d items found, at most %d passes, %d windows partitioned: the test compares too little", hits, maxPasses, partitioned)
 	}
 }
 

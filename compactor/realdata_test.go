@@ -5,28 +5,23 @@ import (
 	"hash/crc32"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"testing"
 
+	"github.com/tierd/tierd/devtools/realdata"
 	"github.com/tierd/tierd/index"
 	"github.com/tierd/tierd/segment"
 )
 
-// realFile copies the file at rel under the shared real-broker data (../shared/realdata
-// from the repository's root; see its README) into a temp dir and returns the copy's
-// bytes. Without the data the test is skipped, or fails when CI=true.
+// realFile copies the file at rel under the shared real-broker data into a temp dir and
+// returns the copy's bytes (realdata.Dir skips, or fails under CI=true, without it).
 func realFile(t *testing.T, rel string) []byte {
 	t.Helper()
-	src := filepath.Join("..", "..", "shared", "realdata", filepath.FromSlash(rel))
-	b, err := os.ReadFile(src)
+	dst := filepath.Join(t.TempDir(), path.Base(rel))
+	realdata.CopyFile(t, rel, dst)
+	b, err := os.ReadFile(dst)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("real broker file %s: %v (CI=true: the shared real data must be present)", src, err)
-		}
-		t.Skipf("real broker file %s absent (%v): skipping; the data is described in ../shared/realdata/README.md", src, err)
-	}
-	dst := filepath.Join(t.TempDir(), filepath.Base(src))
-	if err := os.WriteFile(dst, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return b

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tierd/tierd/bufpool"
+	"github.com/tierd/tierd/index"
 	"github.com/tierd/tierd/segment"
 )
 
@@ -68,6 +69,33 @@ func (w *window) put(off int64, p []byte) {
 		n := copy(w.bufs[bi][bo:], p)
 		p, off = p[n:], off+int64(n)
 	}
+}
+
+// putSlot copies p, which lies wholly in the window, to output offset off.
+func (w *window) putSlot(off int64, p []byte) {
+	bi, bo := w.locate(off - w.start)
+	if b := w.bufs[bi]; bo+int64(len(p)) <= int64(len(b)) {
+		copy(b[bo:], p)
+		return
+	}
+	w.put(off, p)
+}
+
+// get copies the window's bytes at output offset off (which lie wholly in it) into p.
+func (w *window) get(off int64, p []byte) {
+	for len(p) > 0 {
+		bi, bo := w.locate(off - w.start)
+		n := copy(p, w.bufs[bi][bo:])
+		p, off = p[n:], off+int64(n)
+	}
+}
+
+// getRecord returns record r (of size bytes, lying wholly in the window) as putRecord
+// takes it.
+func (w *window) getRecord(r int64, size int) (hi, lo uint64) {
+	var tmp [16]byte
+	w.get(index.TixHeaderSize+r*int64(size), tmp[16-size:])
+	return binary.BigEndian.Uint64(tmp[:8]), binary.BigEndian.Uint64(tmp[8:])
 }
 
 // putRecord puts the record hi:lo (its last size bytes, big-endian; see

@@ -1,12 +1,9 @@
 package compactor
 
 import (
-	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
-	"sync"
 	"time"
 
 	"github.com/tierd/tierd/index"
@@ -37,11 +34,9 @@ func (c *compaction) write(out segment.Writer, size int64) (uint32, error) {
 			rLo := max(0, (ws-index.TixHeaderSize)/recSize)
 			rHi := min(int64(c.n), (we-index.TixHeaderSize+recSize-1)/recSize)
 			bLo, bHi := c.bucketOf(rLo), c.bucketOf(rHi-1)
-			start := time.Now()
 			if err := c.fill(rLo, rHi, bLo, bHi); err != nil {
 				return 0, err
 			}
-			c.fillTime += time.Since(start)
 			for b := bLo; b <= bHi; b++ {
 				lo := index.TixHeaderSize + int64(c.bk[b].first)*recSize
 				hi := index.TixHeaderSize + int64(c.bucketEnd(b))*recSize
@@ -51,7 +46,7 @@ func (c *compaction) write(out segment.Writer, size int64) (uint32, error) {
 				}
 				bc = c.win.crc(bc, lo, hi)
 				if hi <= we {
-					c.bk[b].cur[0] = bc
+					c.bk[b].crc = bc
 				} else {
 					carry, carryB = bc, b
 				}
@@ -75,80 +70,24 @@ func (c *compaction) write(out segment.Writer, size int64) (uint32, error) {
 }
 
 // fill is one pass over the source's items: it places the records rLo..rHi-1, which
-// belong to buckets bLo..bHi, each part of the items scanned by its own goroutine.
-// Within a bucket, records run newest first: a part's cursor starts at the end of the
-// bucket's records that are older than the part's items and counts down as the part's
-// items of that bucket arrive, oldest first.
+// belong to buckets bLo..bHi, in the window. Within a bucket, records run newest first: a
+// bucket's cursor starts at the end of its records and counts down as its items arrive,
+// oldest first. A large window is partitioned first (see partition.go); a small one, or
+// one the partition map cannot describe, is filled straight from the scan.
 func (c *compaction) fill(rLo, rHi int64, bLo, bHi int) error {
 	c.passes++
+	if c.partition(rLo, rHi, bLo, bHi) {
+		c.partitioned++
+		return c.fillPartitioned(rLo, rHi, bLo, bHi)
+	}
+	start := time.Now()
+	defer func() { c.scanTime += time.Since(start) }()
 	for b := bLo; b <= bHi; b++ {
-		st := &c.bk[b]
-		st.cur[0] = c.bucketEnd(b)
-		st.cur[1] = st.split
+		c.bk[b].cur = c.bucketEnd(b)
 	}
-	ctx, cancel := context.WithCancel(c.ctx)
-	defer cancel()
-	errs := make([]error, len(c.parts))
-	var wg sync.WaitGroup
-	for k := range c.parts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if errs[k] = c.fillPart(ctx, k, rLo, rHi, bLo, bHi); errs[k] != nil {
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs { // a real failure, not the cancel it caused in the other part
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return err
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	// Every part placed exactly the items of each bucket it had in the counting pass.
-	for b := bLo; b <= bHi; b++ {
-		for k := range c.parts {
-			if st := &c.bk[b]; st.cur[k] != c.stop(st, k) {
-				return fmt.Errorf("compact index file: %w: bucket %d has fewer items than counted", segment.ErrSourceChanged, b)
-			}
-		}
-	}
-	return nil
-}
-
-// stop returns where part k's cursor of a bucket stops: the last part's at the bucket's
-// first record, the first part's (of two) at the split.
-func (c *compaction) stop(st *bucketState, k int) uint32 {
-	if k == len(c.parts)-1 {
-		return st.first
-	}
-	return st.split
-}
-
-// fillPart scans part k's items for fill.
-func (c *compaction) fillPart(ctx context.Context, k int, rLo, rHi int64, bLo, bHi int) error {
-	pt := &c.parts[k]
-	last := k == len(c.parts)-1
-	var (
-		be      = binary.BigEndian
-		shift   = c.shift()
-		remMask = uint32(uint64(1)<<shift - 1)
-		lo      = uint32(bLo)
-		span    = uint32(bHi - bLo)
-		minPhy  = c.h.MinPhyOffset
-		maxPhy  = c.h.MaxPhyOffset
-		minTD   = c.h.MinTimeDiff
-		maxTD   = c.h.MaxTimeDiff
-		size    = c.codec.Size()
-		start   = c.itemsOffset(pt.first)
-		changed error
-		crc     uint32
-	)
-	err := c.readChunks(ctx, pt.in, start, c.itemsOffset(pt.end), itemChunk(pt.in), func(p []byte, off int64) error {
-		crc = crc32.Update(crc, segment.Castagnoli, p)
+	shift, remMask, lo, span := c.bucketFilter(bLo, bHi)
+	be, size := binary.BigEndian, c.codec.Size()
+	err := c.scan(func(p []byte, first int) error {
 		for i := 0; i+index.IndexItemSize <= len(p); i += index.IndexItemSize {
 			q := p[i : i+index.IndexItemSize]
 			keyHash := be.Uint32(q)
@@ -157,29 +96,68 @@ func (c *compaction) fillPart(ctx context.Context, k int, rLo, rHi int64, bLo, b
 			if b-lo > span { // b < lo wraps around
 				continue
 			}
-			// The part's records of bucket b end where the next (newer) part's begin.
 			st := &c.bk[b]
-			stop := st.split
-			if last {
-				stop = st.first
+			if st.cur == st.first || int32(keyHash) < 0 {
+				return fmt.Errorf("item %d: bucket %d has more items than counted", first+i/index.IndexItemSize, b)
 			}
-			if st.cur[k] == stop || int32(keyHash) < 0 {
-				changed = fmt.Errorf("item %d: bucket %d has more items than counted", pt.first+int((off+int64(i)-start)/index.IndexItemSize), b)
-				return changed
-			}
-			st.cur[k]--
-			r := int64(st.cur[k])
+			st.cur--
+			r := int64(st.cur)
 			if r < rLo || r >= rHi {
 				continue
 			}
-			phy := int64(be.Uint64(q[4:]))
-			td := int32(be.Uint32(q[12:]))
-			if phy < minPhy || phy > maxPhy || td < minTD || td > maxTD {
-				changed = fmt.Errorf("item %d: offset %d or time diff %d outside the counted ranges", pt.first+int((off+int64(i)-start)/index.IndexItemSize), phy, td)
-				return changed
+			recHi, recLo, err := c.pack(q, m&remMask, first+i/index.IndexItemSize)
+			if err != nil {
+				return err
 			}
-			recHi, recLo := c.codec.Pack(m&remMask, phy, td)
 			c.win.putRecord(index.TixHeaderSize+r*int64(size), recHi, recLo, size)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for b := bLo; b <= bHi; b++ {
+		if st := &c.bk[b]; st.cur != st.first {
+			return fmt.Errorf("compact index file: %w: bucket %d has fewer items than counted", segment.ErrSourceChanged, b)
+		}
+	}
+	return nil
+}
+
+// bucketFilter returns what a pass's loop needs to find the items of buckets bLo..bHi:
+// the shift from a mixed key hash to its bucket, the mask of its remainder, and lo and span
+// such that bucket b is in the range if b-lo <= span (unsigned: b < lo wraps around).
+func (c *compaction) bucketFilter(bLo, bHi int) (shift uint, remMask, lo, span uint32) {
+	shift = c.shift()
+	return shift, uint32(uint64(1)<<shift - 1), uint32(bLo), uint32(bHi - bLo)
+}
+
+// pack returns the record of the item q (item number n, remainder rem), after checking
+// that its offset and time diff lie in the counted ranges.
+func (c *compaction) pack(q []byte, rem uint32, n int) (hi, lo uint64, err error) {
+	be := binary.BigEndian
+	phy := int64(be.Uint64(q[4:]))
+	td := int32(be.Uint32(q[12:]))
+	if phy < c.h.MinPhyOffset || phy > c.h.MaxPhyOffset || td < c.h.MinTimeDiff || td > c.h.MaxTimeDiff {
+		return 0, 0, fmt.Errorf("item %d: offset %d or time diff %d outside the counted ranges", n, phy, td)
+	}
+	hi, lo = c.codec.Pack(rem, phy, td)
+	return hi, lo, nil
+}
+
+// scan reads the source's items once more, through the filling passes' read-ahead
+// ring, and hands fn each chunk of whole items with the number of its first item. An
+// error of fn means the source changed since the counting pass; so do items whose
+// CRC-32C differs from the counting pass's.
+func (c *compaction) scan(fn func(p []byte, first int) error) error {
+	start := c.itemsOffset(1)
+	crc := c.itemsSeed
+	var changed error
+	err := c.readAhead(c.ctx, c.fillRing, c.itemsSeed, []extent{{start, c.itemsOffset(c.n + 1), itemChunk(c.fillRing[0])}}, func(ch *chunk) error {
+		crc = ch.crc
+		if err := fn(ch.p, 1+int((ch.off-start)/index.IndexItemSize)); err != nil {
+			changed = err
+			return err
 		}
 		return nil
 	})
@@ -189,7 +167,7 @@ func (c *compaction) fillPart(ctx context.Context, k int, rLo, rHi int64, bLo, b
 	if err != nil {
 		return fmt.Errorf("compact index file: %w", err)
 	}
-	if crc != pt.crc {
+	if crc != c.itemsCRC {
 		return fmt.Errorf("compact index file: %w: its items changed since the counting pass", segment.ErrSourceChanged)
 	}
 	return nil
@@ -202,7 +180,7 @@ func (c *compaction) dirCRC() uint32 {
 	for b := 0; b < c.nb; {
 		p := scratch[:0]
 		for ; b < c.nb && len(p)+index.TixDirEntrySize <= len(scratch); b++ {
-			p = index.AppendTixDirEntry(p, index.TixDirEntry{First: c.bk[b].first, CRC32C: c.bk[b].cur[0]})
+			p = index.AppendTixDirEntry(p, index.TixDirEntry{First: c.bk[b].first, CRC32C: c.bk[b].crc})
 		}
 		crc = crc32.Update(crc, segment.Castagnoli, p)
 	}
@@ -220,7 +198,7 @@ func (c *compaction) putDir(dirOff int64, dirCRC uint32) {
 		for ; e < eHi && len(p)+index.TixDirEntrySize <= len(scratch); e++ {
 			ent := index.TixDirEntry{First: uint32(c.n), CRC32C: dirCRC}
 			if e < int64(c.nb) {
-				ent = index.TixDirEntry{First: c.bk[e].first, CRC32C: c.bk[e].cur[0]}
+				ent = index.TixDirEntry{First: c.bk[e].first, CRC32C: c.bk[e].crc}
 			}
 			p = index.AppendTixDirEntry(p, ent)
 		}

@@ -3,9 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -48,9 +50,13 @@ func newCompactCmd(g *globals) *cobra.Command {
 format, as the daemon does before offloading one. OUT appears atomically (temp file, fsync,
 rename) and is refused if it exists, unless --force. The IndexFile's geometry (--slots,
 --items: the broker's maxHashSlotNum and maxIndexNum, which the file does not record)
-defaults to the first rocketmq source of the config file, or the broker's defaults
-(5,000,000 and 20,000,000) without one; the buffer pool is the config's (memory) or
-64 MiB of 8 MiB buffers. A progress bar is shown when stderr is a terminal.`,
+defaults to that of the config's rocketmq source whose path holds the file
+(index_hash_slots, index_items). A file that no source holds needs --slots and --items,
+unless its size is that of the broker's defaults (5,000,000 and 20,000,000). A file
+whose size does not fit the geometry is refused with the geometry its size and contents
+fit, when an obvious one does, and the YAML or flags that say so. The buffer pool is the
+config's (memory) or 64 MiB of 8 MiB buffers. A progress bar is shown when stderr is a
+terminal.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
@@ -63,15 +69,8 @@ defaults to the first rocketmq source of the config file, or the broker's defaul
 			if err != nil {
 				return err
 			}
-			if r := firstRocketMQ(cfg); r != nil {
-				if slots == 0 {
-					slots = r.IndexHashSlots
-				}
-				if items == 0 {
-					items = r.IndexItems
-				}
-			}
-			slots, items = orDefault(slots, index.DefaultIndexSlots), orDefault(items, index.DefaultIndexItems)
+			geo := compactGeometry(cfg, g.configPath, args[0], slots, items)
+			slots, items = geo.Slots, geo.Items
 			outPath, err := filepath.Abs(out)
 			if err != nil {
 				return usagef("-o %s: %v", out, err)
@@ -105,6 +104,9 @@ defaults to the first rocketmq source of the config file, or the broker's defaul
 				return fmt.Errorf("open %s: %w", args[0], err)
 			}
 			defer src.Close()
+			if err := geo.check(src, src.Size()); err != nil {
+				return err
+			}
 			dst, err := posix.New(posix.Config{Path: filepath.Dir(outPath), WriteMode: posix.Direct}, log.Named("compact"))
 			if err != nil {
 				return err
@@ -190,17 +192,101 @@ func optionalConfig(cmd *cobra.Command, g *globals) (*config.Config, error) {
 	return loadConfig(g)
 }
 
-// firstRocketMQ returns the settings of the config's first rocketmq source, or nil.
-func firstRocketMQ(cfg *config.Config) *config.RocketMQSource {
-	if cfg == nil {
-		return nil
+// indexGeometry is the geometry compact uses for an IndexFile, and where it comes from.
+type indexGeometry struct {
+	index.Geometry
+	path   string         // the IndexFile, as given
+	source *config.Source // the rocketmq source whose path holds it, or nil
+	index  int            // the source's index in the config
+	flags  bool           // --slots or --items was given
+	file   string         // the config file
+}
+
+// compactGeometry picks the geometry for the IndexFile at path: --slots/--items, else
+// the config's rocketmq source whose path holds the file (the deepest, should sources
+// nest), else the broker's defaults (which check then accepts only for a file of their
+// size).
+func compactGeometry(cfg *config.Config, cfgFile, path string, slots, items int) indexGeometry {
+	g := indexGeometry{path: path, flags: slots > 0 || items > 0, file: cfgFile}
+	if cfg != nil {
+		g.source, g.index = holdingSource(cfg, path)
 	}
-	for _, s := range cfg.Sources {
-		if s.RocketMQ != nil {
-			return s.RocketMQ
+	if g.source != nil {
+		slots, items = orDefault(slots, g.source.RocketMQ.IndexHashSlots), orDefault(items, g.source.RocketMQ.IndexItems)
+	}
+	g.Slots, g.Items = orDefault(slots, index.DefaultIndexSlots), orDefault(items, index.DefaultIndexItems)
+	return g
+}
+
+// holdingSource returns the rocketmq source of cfg whose path holds the file at path (the
+// deepest one), and its index; nil if none does. Paths are compared absolute, with
+// symbolic links resolved where they can be.
+func holdingSource(cfg *config.Config, path string) (*config.Source, int) {
+	resolve := func(p string) string {
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			return real
+		}
+		return p
+	}
+	file := resolve(path)
+	var best *config.Source
+	bestAt, bestLen := -1, -1
+	for i := range cfg.Sources {
+		s := &cfg.Sources[i]
+		if s.RocketMQ == nil {
+			continue
+		}
+		root := resolve(s.Path)
+		rel, err := filepath.Rel(root, file)
+		if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			continue
+		}
+		if len(root) > bestLen {
+			best, bestAt, bestLen = s, i, len(root)
 		}
 	}
-	return nil
+	return best, bestAt
+}
+
+// check refuses a file whose size does not fit the geometry, or that no source holds
+// when no flag gave its geometry and its size is not the defaults', with the geometry its
+// size and contents fit (index.GuessGeometry) and what to write to say so.
+func (g indexGeometry) check(r io.ReaderAt, size int64) error {
+	want := index.IndexFileSize(g.Slots, g.Items)
+	if size == want {
+		return nil
+	}
+	guesses, err := index.GuessGeometry(r, size)
+	if err != nil {
+		return fmt.Errorf("compact %s: %w", g.path, err)
+	}
+	fit := fmt.Sprintf("no obvious geometry fits its size (40 + 4 x slots + 20 x items = %d): check the broker's maxHashSlotNum and maxIndexNum", size)
+	if len(guesses) > 0 {
+		var alts []string
+		for _, x := range guesses {
+			alts = append(alts, fmt.Sprintf("%d slots and %d items", x.Slots, x.Items))
+		}
+		fit = "its size and contents fit " + strings.Join(alts, ", or ")
+	}
+	flags := "pass --slots S --items I"
+	yaml := "index_hash_slots: S and index_items: I"
+	if len(guesses) > 0 {
+		flags = fmt.Sprintf("pass --slots %d --items %d", guesses[0].Slots, guesses[0].Items)
+		yaml = fmt.Sprintf("index_hash_slots: %d and index_items: %d", guesses[0].Slots, guesses[0].Items)
+	}
+	switch {
+	case g.flags:
+		return usagef("%s is %d bytes, but --slots %d --items %d make %d (40 + 4 x slots + 20 x items): %s: %s",
+			g.path, size, g.Slots, g.Items, want, fit, flags)
+	case g.source != nil:
+		return usagef("%s is %d bytes, but source %q has index_hash_slots %d and index_items %d, which make %d (40 + 4 x slots + 20 x items): %s: set %s in sources[%d] (%s) of %s, or %s",
+			g.path, size, g.source.Name, g.Slots, g.Items, want, fit, yaml, g.index, g.source.Name, g.file, flags)
+	}
+	return usagef("%s is in no rocketmq source's path and is %d bytes, not the %d of the broker's default geometry (%d slots, %d items): give its geometry with --slots and --items (the broker's maxHashSlotNum and maxIndexNum): %s: %s",
+		g.path, size, want, g.Slots, g.Items, fit, flags)
 }
 
 func orDefault(v, def int) int {

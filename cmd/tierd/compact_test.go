@@ -39,11 +39,14 @@ func writeIndexFile(t *testing.T, path string, slots, items, n int) {
 func TestCompactCommand(t *testing.T) {
 	w := newWorld(t, "rocketmq", "") // index_hash_slots 64, index_items 256
 	ctx := context.Background()
-	src := filepath.Join(w.dir, "20260101000000000")
+	if err := os.MkdirAll(filepath.Join(w.store, "index"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(w.store, "index", "20260101000000000")
 	writeIndexFile(t, src, 64, 256, 200)
 	out := filepath.Join(w.dir, "out", "x.tix")
 
-	// Geometry from the config's rocketmq source.
+	// Geometry from the config's rocketmq source, whose path holds the file.
 	code, stdout, errs := cli(t, ctx, "-c", w.cfg, "compact", src, "-o", out, "--json")
 	if code != 0 {
 		t.Fatalf("compact: exit %d: %s", code, errs)
@@ -94,7 +97,7 @@ func TestCompactCommand(t *testing.T) {
 	cmd.SetArgs([]string{src, "-o", other})
 	cmd.SetContext(ctx)
 	cmd.SilenceErrors, cmd.SilenceUsage = true, true
-	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "5000000 slots") {
+	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "5000000 slots") || !strings.Contains(err.Error(), "--slots 64 --items 256") {
 		t.Fatalf("default geometry on a small file: %v", err)
 	}
 	cmd = newCompactCmd(g)
@@ -107,7 +110,7 @@ func TestCompactCommand(t *testing.T) {
 		t.Fatal("the same IndexFile compacted to different bytes")
 	}
 	// Not an IndexFile, and no -o.
-	junk := filepath.Join(w.dir, "junk")
+	junk := filepath.Join(w.store, "index", "junk")
 	os.WriteFile(junk, bytes.Repeat([]byte{0xff}, len(srcBytes)), 0o644)
 	if code, _, errs := cli(t, ctx, "-c", w.cfg, "compact", junk, "-o", filepath.Join(w.dir, "j.tix")); code != 2 || !strings.Contains(errs, "not an IndexFile") {
 		t.Fatalf("compact junk: exit %d: %s", code, errs)
@@ -117,5 +120,62 @@ func TestCompactCommand(t *testing.T) {
 	}
 	if code, _, _ := cli(t, ctx, "-c", w.cfg, "compact", src); code != 2 {
 		t.Fatalf("compact without -o: exit %d", code)
+	}
+}
+
+// TestCompactGeometry: compact takes the geometry of the rocketmq source whose path holds
+// the file (not the first source's); a file no source holds needs --slots/--items, and
+// the error says so and what fits; a size that does not fit the geometry says which
+// YAML keys or flags would.
+func TestCompactGeometry(t *testing.T) {
+	d := t.TempDir()
+	storeA, storeB, elsewhere := filepath.Join(d, "a"), filepath.Join(d, "b"), filepath.Join(d, "elsewhere")
+	for _, dir := range []string{storeA + "/index", storeB + "/index", elsewhere} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgPath := filepath.Join(d, "tierd.yaml")
+	cfg := fmt.Sprintf(`node: n
+state_dir: %s
+sources:
+  - {name: a, layout: rocketmq, path: %s, index_hash_slots: 64, index_items: 256}
+  - {name: b, layout: rocketmq, path: %s, index_hash_slots: 100, index_items: 400}
+tiers:
+  - {name: t, type: posix, path: %s}
+`, filepath.Join(d, "state"), storeA, storeB, filepath.Join(d, "tier"))
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	inB := filepath.Join(storeB, "index", "20260101000000000")
+	writeIndexFile(t, inB, 100, 400, 150)
+	if code, out, errs := cli(t, ctx, "-c", cfgPath, "compact", inB, "-o", filepath.Join(d, "b.tix")); code != 0 || !strings.Contains(out, "150 items") {
+		t.Fatalf("compact a file of the second source: exit %d: %s%s", code, out, errs)
+	}
+	// The same file where no source holds it: the flags are named, with what fits.
+	loose := filepath.Join(elsewhere, "20260101000000000")
+	writeIndexFile(t, loose, 100, 400, 150)
+	code, _, errs := cli(t, ctx, "-c", cfgPath, "compact", loose, "-o", filepath.Join(d, "l.tix"))
+	t.Logf("no source holds it: exit %d: %s", code, errs)
+	if code != 2 || !strings.Contains(errs, "--slots and --items") || !strings.Contains(errs, "pass --slots 100 --items 400") {
+		t.Fatalf("compact a file no source holds: exit %d: %s", code, errs)
+	}
+	if code, _, errs := cli(t, ctx, "-c", cfgPath, "compact", loose, "-o", filepath.Join(d, "l.tix"), "--slots", "100", "--items", "400"); code != 0 {
+		t.Fatalf("with --slots --items: exit %d: %s", code, errs)
+	}
+	// A file of source b's geometry in source a: the YAML that would fit.
+	inA := filepath.Join(storeA, "index", "20260101000000000")
+	writeIndexFile(t, inA, 100, 400, 150)
+	code, _, errs = cli(t, ctx, "-c", cfgPath, "compact", inA, "-o", filepath.Join(d, "a.tix"))
+	t.Logf("size mismatch in source a: exit %d: %s", code, errs)
+	if code != 2 || !strings.Contains(errs, `source "a" has index_hash_slots 64 and index_items 256`) ||
+		!strings.Contains(errs, "set index_hash_slots: 100 and index_items: 400 in sources[0] (a)") {
+		t.Fatalf("size mismatch: exit %d: %s", code, errs)
+	}
+	// Wrong flags: the flags that fit.
+	code, _, errs = cli(t, ctx, "-c", cfgPath, "compact", inA, "-o", filepath.Join(d, "a.tix"), "--slots", "10", "--items", "10")
+	if code != 2 || !strings.Contains(errs, "--slots 10 --items 10 make 280") || !strings.Contains(errs, "pass --slots 100 --items 400") {
+		t.Fatalf("wrong flags: exit %d: %s", code, errs)
 	}
 }

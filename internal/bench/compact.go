@@ -46,8 +46,17 @@ type CompactFill struct {
 	BytesPerItem float64 `json:"bytes_per_item"`
 	Passes       int     `json:"passes"`
 	Buffers      int     `json:"buffers"`
-	// Phases split tierd's median run: counting pass, filling passes, writes (seconds).
-	CountSecs, FillSecs, WriteSecs float64
+	// Partitioned is the number of windows (filling passes) whose records were
+	// partitioned before they were placed.
+	Partitioned int `json:"partitioned"`
+	// Phases split tierd's runs, medians in seconds: the counting pass (reading the whole
+	// file), the filling passes (ScanSecs reading the items again and partitioning the
+	// window's records, PlaceSecs placing them; FillSecs both) and the writes.
+	CountSecs float64 `json:"count_secs"`
+	FillSecs  float64 `json:"fill_secs"`
+	ScanSecs  float64 `json:"scan_secs"`
+	PlaceSecs float64 `json:"place_secs"`
+	WriteSecs float64 `json:"write_secs"`
 	// Contenders: tierd (its ratio is its median time over the baseline's), dd-read and
 	// dd-write, and dd-read+write, the baseline (per run, the sum of the two).
 	Contenders []Runs `json:"contenders"`
@@ -176,7 +185,7 @@ func Compaction(ctx context.Context, o CompactOptions) (CompactResult, error) {
 			r, w := samples["dd-read"][i], samples["dd-write"][i]
 			both = append(both, sample{u: Usage{Secs: r.u.Secs + w.u.Secs, CPU: r.u.CPU + w.u.CPU, MaxRSS: max(r.u.MaxRSS, w.u.MaxRSS)}, src: r.src, dst: w.dst})
 		}
-		f := CompactFill{Fill: fill, Items: n, SrcSize: srcSize, OutSize: outSize, Passes: warm.Compact.Passes, Buffers: warm.Compact.Buffers}
+		f := CompactFill{Fill: fill, Items: n, SrcSize: srcSize, OutSize: outSize, Passes: warm.Compact.Passes, Buffers: warm.Compact.Buffers, Partitioned: warm.Compact.Partitioned}
 		if n > 0 {
 			f.BytesPerItem = float64(outSize) / float64(n)
 		}
@@ -184,11 +193,13 @@ func Compaction(ctx context.Context, o CompactOptions) (CompactResult, error) {
 		base := summarize("dd-read+write", srcSize, both)
 		tierd.Baseline, tierd.Ratio = base.Name, tierd.Secs.Median/base.Secs.Median
 		f.Contenders = []Runs{tierd, summarize("dd-read", srcSize, samples["dd-read"]), summarize("dd-write", outSize, samples["dd-write"]), base}
-		var cnt, fil, wr []float64
+		var cnt, fil, scan, place, wr []float64
 		for _, r := range results {
 			cnt, fil, wr = append(cnt, r.CountTime.Seconds()), append(fil, r.FillTime.Seconds()), append(wr, r.WriteTime.Seconds())
+			scan, place = append(scan, r.ScanTime.Seconds()), append(place, r.PlaceTime.Seconds())
 		}
 		f.CountSecs, f.FillSecs, f.WriteSecs = Median(cnt), Median(fil), Median(wr)
+		f.ScanSecs, f.PlaceSecs = Median(scan), Median(place)
 		f.ReadsPerLookup, f.MaxReads, f.RunBytes, err = lookupReads(ctx, tierDir, segment.Key(key), src, o.Slots, o.Items, o.LookupSample)
 		if err != nil {
 			return res, fmt.Errorf("compaction fill %d%%: lookups: %w", fill, err)

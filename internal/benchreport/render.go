@@ -64,6 +64,7 @@ var funcs = template.FuncMap{
 		return strings.Join(s, ", ")
 	},
 	"add":      func(a, b int64) int64 { return a + b },
+	"sub":      func(a, b int) int { return a - b },
 	"allow":    func() int64 { return bench.RSSAllowance },
 	"callow":   func() int64 { return bench.CompactRSSAllowance },
 	"sum":      worstSum,

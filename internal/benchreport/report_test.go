@@ -52,7 +52,8 @@ func fakeReport(mode string) *Report {
 			Checks: []bench.Check{check("s3/1GiBx1/aws/ratio", "1GiB x 1: tierd aws / mc throughput", 1.33, ">=", 1.2, "x")}},
 		{Size: 4 << 30, Conc: 16, Skipped: "too big for the disk"},
 	}}
-	fill := bench.CompactFill{Fill: 100, Items: 19_999_999, SrcSize: 420_000_040, OutSize: 161 << 20, BytesPerItem: 8.05, Passes: 3, Buffers: 7,
+	fill := bench.CompactFill{Fill: 100, Items: 19_999_999, SrcSize: 420_000_040, OutSize: 161 << 20, BytesPerItem: 8.05, Passes: 3, Buffers: 7, Partitioned: 2,
+		CountSecs: 0.5, FillSecs: 0.4, ScanSecs: 0.3, PlaceSecs: 0.1, WriteSecs: 0.2,
 		Contenders:     []bench.Runs{runs("tierd", 150, "dd-read+write", 1.4), runs("dd-read", 900, "", 0), runs("dd-write", 900, "", 0), runs("dd-read+write", 400, "", 0)},
 		ReadsPerLookup: 2, MaxReads: 2, LookupsSampled: 100,
 		Checks: []bench.Check{check("compaction/100/ratio", "fill 100%: compaction time / dd read + write", 1.4, "<=", 1.5, "x")}}
@@ -107,6 +108,7 @@ func TestRenderAndPlots(t *testing.T) {
 		"**tierd RSS slope**: 6 MiB/round, the goal is ≤ 0.5 MiB/round.", "**tierd peak RSS**: 150.0 MiB, the goal is ≤ 112.0 MiB.",
 		"Skipped: too big for the disk.", "rclone: not installed", "420,000,040 bytes", "stopped at the ceiling",
 		"(benchmarks/posix-throughput.svg)", "(benchmarks/soak-rss.svg)", "(benchmarks/compaction.svg)", "## All goals", "make bench-report",
+		"2 filling passes (2 partitioned) 0.40 s: reading the items and partitioning 0.30 s, placing 0.10 s; writing 0.20 s",
 		"## Scale: stores of many small files", "commit `abc1234`", "(benchmarks/scale-rss.svg)", "(benchmarks/scale-time.svg)",
 		"| scale, 110,405 files (kafka-1x4800x7): scan time | 1.30 s | find 0.55 s | 2.40× | ≤ 3.00× | ✅ met |",
 		"900 files/s: 55202 in 60.0 s, stopped", "0.250 s (10), 2.0 s",

@@ -1,0 +1,94 @@
+package index
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Geometry is an IndexFile's slot and item counts: the broker's maxHashSlotNum and
+// maxIndexNum, which the file does not record.
+type Geometry struct {
+	Slots, Items int
+}
+
+func (g Geometry) String() string { return fmt.Sprintf("%d slots, %d items", g.Slots, g.Items) }
+
+// maxGeometryHeads bounds the slot heads GuessGeometry follows to their item per guess.
+const maxGeometryHeads = 4096
+
+// GuessGeometry returns the geometries an IndexFile of size bytes may have been written
+// with, best first; empty when no obvious one fits. size = 40 + 4*slots + 20*items has
+// many solutions, so only the obvious ones are tried — items = 4 * slots (the broker's
+// default ratio: 5,000,000 and 20,000,000), and items = indexCount (a full file) — and a
+// guess is kept only if the file reads as a valid IndexFile with it: the header's
+// indexCount fits, every slot head points at a written item (and the first heads' items
+// hash to their slot), and every written item is one a broker writes. It reads the whole
+// file; an error is returned only when r cannot be read.
+func GuessGeometry(r io.ReaderAt, size int64) ([]Geometry, error) {
+	var b [IndexHeaderSize]byte
+	if size < IndexHeaderSize {
+		return nil, nil
+	}
+	if _, err := r.ReadAt(b[:], 0); err != nil {
+		return nil, fmt.Errorf("guess index geometry: read header: %w", err)
+	}
+	h, _ := DecodeIndexHeader(b[:])
+	var guesses []Geometry
+	if rest := size - IndexHeaderSize; rest%(IndexSlotSize+4*IndexItemSize) == 0 {
+		s := rest / (IndexSlotSize + 4*IndexItemSize)
+		guesses = append(guesses, Geometry{int(s), int(4 * s)})
+	}
+	if ic := int64(h.IndexCount); ic >= 2 {
+		if rest := size - IndexHeaderSize - ic*IndexItemSize; rest > 0 && rest%IndexSlotSize == 0 {
+			if g := (Geometry{int(rest / IndexSlotSize), int(ic)}); len(guesses) == 0 || guesses[0] != g {
+				guesses = append(guesses, g)
+			}
+		}
+	}
+	var fit []Geometry
+	for _, g := range guesses {
+		ok, err := fits(r, size, g)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			fit = append(fit, g)
+		}
+	}
+	return fit, nil
+}
+
+// fits reports whether r reads as a valid IndexFile of geometry g.
+func fits(r io.ReaderAt, size int64, g Geometry) (bool, error) {
+	f, err := OpenIndexFile(r, size, g.Slots, g.Items)
+	if err != nil {
+		return false, nil // the header's indexCount does not fit
+	}
+	buf := make([]byte, maxReadSize)
+	followed := 0
+	err = f.SlotHeads(buf, func(slot int, head int32) error {
+		if followed >= maxGeometryHeads {
+			return nil
+		}
+		followed++
+		it, err := f.Item(head)
+		if err != nil {
+			return err
+		}
+		if int(it.KeyHash)%g.Slots != slot || checkItem(it) != nil {
+			return ErrCorruptIndex
+		}
+		return nil
+	})
+	if err == nil {
+		err = f.Items(buf, func(int, Item) error { return nil })
+	}
+	switch {
+	case errors.Is(err, ErrCorruptIndex):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("guess index geometry: %w", err)
+	}
+	return true, nil
+}
