@@ -20,10 +20,14 @@ all: build
 build:
 	$(GO) build -o bin/ ./cmd/...
 
-## demo: generate a small RocketMQ store, offload it to a local posix tier, show what moved.
+## demo: generate a small RocketMQ store with the broker simulator (a dev tool, not part of
+## tierd), offload it to a local posix tier, show what moved. The store's file sizes are
+## the embedded demo config's (cmd/tierd/demo.go, demoStoreCommand; a test checks they agree).
+DEMO_DIR ?= tierd-demo
 demo:
-	rm -rf tierd-demo
-	$(GO) run ./cmd/tierd demo --dir tierd-demo
+	rm -rf $(DEMO_DIR)
+	$(GO) run ./devtools/cmd/brokersim rocketmq --dir $(DEMO_DIR)/store --topics 2 --queues 2 --messages 20000 --commitlog-size 1MiB --cq-size 60000 --index-slots 1000 --index-items 4000 --body-size 256 --preallocate-next
+	$(GO) run ./cmd/tierd demo --dir $(DEMO_DIR)
 
 ## test: what CI runs — tools, vet, every test under the race detector, a short fuzz pass.
 test: tools
@@ -53,12 +57,12 @@ bench:
 ## bench-report: tierd against dd, mc and rclone on this machine, and the memory soak, into
 ## BENCHMARKS.md and benchmarks/ (plots, results.json). Under an hour on 2 cores; BENCH_MODE=quick
 ## takes about 5 minutes (small files; the report says it is a quick run), BENCH_MODE=full longer.
-## BENCH_FLAGS passes more flags (go run ./internal/benchreport -h), e.g. "-sections posix", or
+## BENCH_FLAGS passes more flags (go run ./devtools/benchreport -h), e.g. "-sections posix", or
 ## "-sections scale -keep benchmarks/results.json" (measure one section, keep the others from the last run).
 BENCH_MODE  ?= default
 BENCH_FLAGS ?=
 bench-report: tools rclone rsync
-	$(GO) run ./internal/benchreport -mode $(BENCH_MODE) -command "make bench-report$(if $(filter-out default,$(BENCH_MODE)), BENCH_MODE=$(BENCH_MODE))$(if $(BENCH_FLAGS), BENCH_FLAGS='$(BENCH_FLAGS)')" $(BENCH_FLAGS)
+	$(GO) run ./devtools/benchreport -mode $(BENCH_MODE) -command "make bench-report$(if $(filter-out default,$(BENCH_MODE)), BENCH_MODE=$(BENCH_MODE))$(if $(BENCH_FLAGS), BENCH_FLAGS='$(BENCH_FLAGS)')" $(BENCH_FLAGS)
 
 ## fuzz: every Fuzz target for FUZZTIME each.
 fuzz:

@@ -17,7 +17,7 @@ const directAlign = 4096
 // every bucket's first record index in c.bk.
 //
 // Reads outside the items are aligned (offset, length and buffer on 4 KiB) so that a
-// source reading with O_DIRECT where it can (posix.ReadOptions.Direct) keeps the slot
+// source reading with O_DIRECT where it can (localfile.ReadOptions.Direct) keeps the slot
 // table and the preallocated tail out of the page cache, and reads holes without filling
 // the cache with zero pages; the items are read unaligned, through the page cache, where
 // the later passes find them.

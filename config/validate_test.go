@@ -106,6 +106,11 @@ func TestValidateValues(t *testing.T) {
 	f(s3("part_concurrency: 65"), "tiers[0].part_concurrency", "65: must be 1..64")
 	f(s3("reap_after: 30s"), "tiers[0].reap_after", "must be at least 1m")
 	f(s3("reap_after: never"), "tiers[0].reap_after", `"never" is not allowed`)
+	f(s3("request_timeout: 500ms"), "tiers[0].request_timeout", "must be 1s..1h")
+	f(s3("request_timeout: never"), "tiers[0].request_timeout", `"never" is not allowed`)
+	f(s3("min_transfer_rate: 1KiB/s"), "tiers[0].min_transfer_rate", "must be at least 16KiB/s")
+	f(s3("min_transfer_rate: unlimited"), "tiers[0].min_transfer_rate", "must be at least 16KiB/s")
+	f(s3("rate_limit: 4MiB/s"), "tiers[0].min_transfer_rate", "each may get only 512KiB/s")
 
 	f("local: {delete_after: -1s}\n", "local.delete_after", "negative")
 	f("http: {listen: ':0'}\n", "http.listen", "port must be 1..65535")

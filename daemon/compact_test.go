@@ -14,9 +14,10 @@ import (
 	"time"
 
 	"github.com/tierd/tierd/catalog"
+	"github.com/tierd/tierd/devtools/brokersim"
 	"github.com/tierd/tierd/index"
-	"github.com/tierd/tierd/internal/brokersim"
 	"github.com/tierd/tierd/segment"
+	"github.com/tierd/tierd/source"
 )
 
 // TestCompactsIndexFiles: on a brokersim store the daemon offloads every sealed IndexFile
@@ -157,7 +158,7 @@ func TestTrimsKafkaIndexes(t *testing.T) {
 		old := time.Now().Add(-time.Hour)
 		os.Chtimes(p, old, old)
 	}
-	layout, err := segment.NewLayout(segment.LayoutKafka, segment.LayoutOptions{Source: testSrc})
+	layout, err := source.NewLayout(source.LayoutKafka, source.LayoutOptions{Source: testSrc})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,13 +11,14 @@ import (
 	"github.com/tierd/tierd/bufpool"
 	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/segment"
+	"github.com/tierd/tierd/source"
 )
 
 // Source is one broker data directory.
 type Source struct {
 	Name   string
 	Root   string
-	Layout segment.Layout
+	Layout source.Layout
 	// SealGrace is how old a closed file must be before it counts as sealed.
 	SealGrace time.Duration
 	// ReadDirect reads the source's files with O_DIRECT (read_mode: direct) instead of

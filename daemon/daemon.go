@@ -13,6 +13,7 @@ import (
 
 	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/segment"
+	"github.com/tierd/tierd/source"
 )
 
 // Daemon runs the offload loop. Create it with New; call Run or RunOnce once.
@@ -92,7 +93,6 @@ func New(cfg Config) (*Daemon, error) {
 	d := &Daemon{
 		cfg:     cfg,
 		log:     cfg.Log.Named("daemon"),
-		m:       newMetrics(cfg.Pool),
 		sources: map[string]*sourceState{},
 		workers: make(chan struct{}, cfg.Workers),
 		wake:    make(chan struct{}, 1),
@@ -104,6 +104,7 @@ func New(cfg Config) (*Daemon, error) {
 		unsettled:    map[uint64]catalog.Intent{},
 		unreconciled: map[string]bool{},
 	}
+	d.m = newMetrics(d, cfg.Pool)
 	for _, s := range cfg.Sources {
 		if s.SealGrace < 0 {
 			return nil, fmt.Errorf("source %s: seal_grace %v is negative", s.Name, s.SealGrace)
@@ -264,6 +265,13 @@ func (d *Daemon) RunOnce(ctx context.Context) error {
 			break
 		}
 	}
+	// Uploads this pass left behind (an abort that failed, a creation whose reply was
+	// lost and that the SDK made again) are aborted before exiting, whatever their age.
+	for _, t := range d.tiers {
+		if t.CleanupAge > 0 {
+			d.cleanup(ctx, t)
+		}
+	}
 	d.mu.Lock()
 	for id, r := range d.retry {
 		errs = append(errs, fmt.Errorf("%s on %s: %w", id.key, id.tier, r.err))
@@ -399,7 +407,7 @@ func (d *Daemon) finish() error {
 }
 
 // noteSkipped logs each skipped file once (one clear line), not at every scan.
-func (d *Daemon) noteSkipped(s *sourceState, skipped []segment.Skipped) {
+func (d *Daemon) noteSkipped(s *sourceState, skipped []source.Skipped) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, sk := range skipped {

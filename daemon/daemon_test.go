@@ -26,6 +26,7 @@ import (
 	"github.com/tierd/tierd/posix"
 	"github.com/tierd/tierd/segment"
 	"github.com/tierd/tierd/segment/segmenttest"
+	"github.com/tierd/tierd/source"
 )
 
 // Small RocketMQ geometry for tests.
@@ -143,7 +144,7 @@ func (e *env) openCatalog() {
 
 func (e *env) daemon(mod ...func(*Config)) *Daemon {
 	e.t.Helper()
-	layout, err := segment.NewLayout(segment.LayoutRocketMQ, segment.LayoutOptions{
+	layout, err := source.NewLayout(source.LayoutRocketMQ, source.LayoutOptions{
 		Source: testSrc, CommitLogFileSize: clSize, ConsumeQueueFileSize: cqSize, IndexHashSlots: idxSlots, IndexItems: idxItems,
 	})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/segment"
+	"github.com/tierd/tierd/source"
 )
 
 // Segment groups (DESIGN.md invariant 11): a Kafka segment's .log, .index, .timeindex,
@@ -27,7 +28,7 @@ func (d *Daemon) deleteJob(e catalog.Stale, now time.Time) (due, bool, error) {
 		return due{}, false, err
 	}
 	files := []catalog.LocalFile{f}
-	if s.Layout.Name() == segment.LayoutKafka {
+	if s.Layout.Name() == source.LayoutKafka {
 		if files, err = d.kafkaGroup(f); err != nil {
 			return due{}, false, err
 		}
@@ -64,9 +65,9 @@ func (d *Daemon) deleteJob(e catalog.Stale, now time.Time) (due, bool, error) {
 }
 
 // kafkaGroup returns the closed local files of f's Kafka segment: those of its partition
-// whose offset falls in the same segment (segment.KafkaGroup).
+// whose offset falls in the same segment (source.KafkaGroup).
 func (d *Daemon) kafkaGroup(f catalog.LocalFile) ([]catalog.LocalFile, error) {
-	dir, off, _, ok := segment.ParseKafkaRel(f.Rel)
+	dir, off, _, ok := source.ParseKafkaRel(f.Rel)
 	if !ok {
 		return []catalog.LocalFile{f}, nil
 	}
@@ -77,20 +78,20 @@ func (d *Daemon) kafkaGroup(f catalog.LocalFile) ([]catalog.LocalFile, error) {
 	var bases []int64
 	offs := make([]int64, len(all))
 	for i, x := range all {
-		_, o, kind, ok := segment.ParseKafkaRel(x.Rel)
+		_, o, kind, ok := source.ParseKafkaRel(x.Rel)
 		offs[i] = o
 		if ok && kind == segment.KindKafkaLog {
 			bases = append(bases, o)
 		}
 	}
 	slices.Sort(bases)
-	group := segment.KafkaGroup(dir, bases, off)
+	group := source.KafkaGroup(dir, bases, off)
 	if group == "" {
 		return []catalog.LocalFile{f}, nil
 	}
 	var out []catalog.LocalFile
 	for i, x := range all {
-		if segment.KafkaGroup(dir, bases, offs[i]) == group {
+		if source.KafkaGroup(dir, bases, offs[i]) == group {
 			out = append(out, x)
 		}
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/tierd/tierd/compactor"
 	"github.com/tierd/tierd/index"
 	"github.com/tierd/tierd/internal/failpoint"
-	"github.com/tierd/tierd/posix"
+	"github.com/tierd/tierd/localfile"
 	"github.com/tierd/tierd/segment"
 )
 
@@ -60,13 +60,13 @@ func (d *Daemon) offload(ctx context.Context, seg segment.Segment, t *tierState,
 // preallocated tail (catalog.FormatTrimmed), anything else byte for byte.
 func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState, key segment.Key, version int, intentID uint64, progress func(int64)) (catalog.Record, error) {
 	source := d.sources[seg.Source]
-	opts := posix.ReadOptions{Direct: source.ReadDirect}
+	opts := localfile.ReadOptions{Direct: source.ReadDirect}
 	if seg.Kind.Compactable() {
 		// Several passes: keep the items in the page cache until the end, read the rest
 		// around it where O_DIRECT works.
-		opts = posix.ReadOptions{Direct: true, DropAtClose: true}
+		opts = localfile.ReadOptions{Direct: true, DropAtClose: true}
 	}
-	src, err := posix.OpenFile(seg.Path, opts)
+	src, err := localfile.Open(ctx, seg.Path, opts)
 	if errors.Is(err, fs.ErrNotExist) {
 		return catalog.Record{}, fmt.Errorf("%w: %s vanished before it could be read", errSkip, seg.Path)
 	}
@@ -196,9 +196,24 @@ func scaledProgress(size int64, progress func(int64)) func(done, total int64) {
 	}
 }
 
-// verify checks the committed object against what was written.
+// verify checks the committed object against what was written. A Stat that fails (an
+// object store's stale 404 right after a commit, a 503) is tried again, with backoff, up
+// to verifyTries times before the object is called missing: deciding on the first answer
+// deleted new objects and uploaded them again.
 func (d *Daemon) verify(ctx context.Context, t *tierState, rec catalog.Record) error {
-	info, err := t.Backend.Stat(ctx, rec.Key)
+	var info segment.Info
+	var err error
+	for try := 1; ; try++ {
+		if info, err = t.Backend.Stat(ctx, rec.Key); err == nil || try == verifyTries || ctx.Err() != nil {
+			break
+		}
+		d.log.Info("verify: the tier did not confirm the object yet; asking again", zap.String("tier", t.Name),
+			zap.Stringer("key", rec.Key), zap.Int("try", try), zap.Error(err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(verifyBackoff << (try - 1)):
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("verify %s: %w", rec.Key, err)
 	}
@@ -208,6 +223,13 @@ func (d *Daemon) verify(ctx context.Context, t *tierState, rec catalog.Record) e
 	}
 	return nil
 }
+
+// A verify's Stat is tried verifyTries times, verifyBackoff apart, doubled each time
+// (about 3 s in all).
+const (
+	verifyTries   = 6
+	verifyBackoff = 100 * time.Millisecond
+)
 
 // discard deletes an object the catalog does not (and must not) vouch for, and its
 // marker if one was written (marker first, as always), with a context of its own: it runs

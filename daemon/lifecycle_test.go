@@ -16,6 +16,7 @@ import (
 	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/posix"
 	"github.com/tierd/tierd/segment"
+	"github.com/tierd/tierd/source"
 )
 
 // chain is an env with several posix tiers and a clock the test moves.
@@ -336,7 +337,7 @@ func TestCleanerRewriteMakesAVersion(t *testing.T) {
 	write("__consumer_offsets-12/00000000000000000000.log", v1)
 	write("__consumer_offsets-12/00000000000000000862.log", make([]byte, 50))
 	kafka := func(cfg *Config) {
-		l, err := segment.NewLayout(segment.LayoutKafka, segment.LayoutOptions{Source: testSrc})
+		l, err := source.NewLayout(source.LayoutKafka, source.LayoutOptions{Source: testSrc})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -406,7 +407,7 @@ func TestKafkaGroupDeletedAllOrNone(t *testing.T) {
 	}
 	active := write("t-0/00000000000000000100.log", make([]byte, 50))
 	kafka := func(cfg *Config) {
-		l, err := segment.NewLayout(segment.LayoutKafka, segment.LayoutOptions{Source: testSrc})
+		l, err := source.NewLayout(source.LayoutKafka, source.LayoutOptions{Source: testSrc})
 		if err != nil {
 			t.Fatal(err)
 		}

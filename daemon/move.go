@@ -14,7 +14,7 @@ import (
 
 	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/internal/failpoint"
-	"github.com/tierd/tierd/posix"
+	"github.com/tierd/tierd/localfile"
 	"github.com/tierd/tierd/segment"
 )
 
@@ -166,7 +166,7 @@ func (d *Daemon) checkLocalCopies(ctx context.Context, m member) (catalog.Record
 			return catalog.Record{}, fmt.Errorf("%w: not deleting %s: tiers %s and %s hold copies of different local files", errSkip, seg.Path, want.Tier, t.Name)
 		}
 	}
-	r, err := posix.OpenFile(seg.Path, posix.ReadOptions{Direct: d.sources[seg.Source].ReadDirect})
+	r, err := localfile.Open(ctx, seg.Path, localfile.ReadOptions{Direct: d.sources[seg.Source].ReadDirect})
 	if errors.Is(err, os.ErrNotExist) {
 		return want, nil // the broker deleted it first
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/segment"
+	"github.com/tierd/tierd/source"
 )
 
 // ScanReport is a dry run: what is sealed, what is not and why, what was skipped, and
@@ -23,8 +24,8 @@ type SourceReport struct {
 	Root     string            `json:"path"`
 	Error    string            `json:"error,omitempty"`
 	Sealed   []segment.Segment `json:"sealed"`
-	Unsealed []segment.Pending `json:"unsealed"`
-	Skipped  []segment.Skipped `json:"skipped"`
+	Unsealed []source.Pending  `json:"unsealed"`
+	Skipped  []source.Skipped  `json:"skipped"`
 	// Changed are sealed files that differ from the newest version the tiers hold: the
 	// broker rewrote them after they were offloaded (Kafka's log cleaner).
 	Changed []Changed `json:"changed"`
@@ -66,11 +67,11 @@ func (d *Daemon) Scan(ctx context.Context) (ScanReport, error) {
 	srs := map[string]*SourceReport{}
 	for _, name := range sortedKeys(d.sources) {
 		s := d.sources[name]
-		srs[name] = &SourceReport{Name: s.Name, Root: s.Root, Sealed: []segment.Segment{}, Unsealed: []segment.Pending{}, Skipped: []segment.Skipped{}, Changed: []Changed{}}
+		srs[name] = &SourceReport{Name: s.Name, Root: s.Root, Sealed: []segment.Segment{}, Unsealed: []source.Pending{}, Skipped: []source.Skipped{}, Changed: []Changed{}}
 	}
 	d.scanWith(ctx, true, scanSink{
-		pending: func(p segment.Pending) { srs[p.Source].Unsealed = append(srs[p.Source].Unsealed, p) },
-		skipped: func(source string, sk segment.Skipped) { srs[source].Skipped = append(srs[source].Skipped, sk) },
+		pending: func(p source.Pending) { srs[p.Source].Unsealed = append(srs[p.Source].Unsealed, p) },
+		skipped: func(source string, sk source.Skipped) { srs[source].Skipped = append(srs[source].Skipped, sk) },
 	})
 	now := d.cfg.Now()
 	for _, name := range sortedKeys(d.sources) {

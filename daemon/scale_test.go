@@ -11,7 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tierd/tierd/segment"
+	"github.com/tierd/tierd/source"
 )
 
 // kafkaStore writes a Kafka log.dir of parts partitions, each with segs sealed segments
@@ -59,7 +59,7 @@ func liveHeap() uint64 {
 func scaleRun(t *testing.T, parts int) (heap uint64, sealed int) {
 	e := newEnv(t)
 	want := kafkaStore(t, e.root, parts, 7)
-	layout, err := segment.NewLayout(segment.LayoutKafka, segment.LayoutOptions{Source: testSrc})
+	layout, err := source.NewLayout(source.LayoutKafka, source.LayoutOptions{Source: testSrc})
 	if err != nil {
 		t.Fatal(err)
 	}

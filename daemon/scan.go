@@ -11,6 +11,7 @@ import (
 
 	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/segment"
+	"github.com/tierd/tierd/source"
 )
 
 // scanBatchFiles is how many files' changes a scan records per catalog transaction: one
@@ -19,8 +20,8 @@ const scanBatchFiles = 4096
 
 // scanSink receives what a scan finds, for the dry-run report; nil fields are not called.
 type scanSink struct {
-	pending func(segment.Pending)
-	skipped func(source string, sk segment.Skipped)
+	pending func(source.Pending)
+	skipped func(source string, sk source.Skipped)
 }
 
 // scanCounts is what one source's scan found.
@@ -39,7 +40,7 @@ type scanCounts struct {
 // (and every scan with full set) lists everything, the safety net for a file rewritten
 // in place.
 func (d *Daemon) scanSource(ctx context.Context, s *sourceState, now time.Time, full bool, sink scanSink) (scanCounts, error) {
-	w, ok := s.Layout.(segment.Walker)
+	w, ok := s.Layout.(source.Walker)
 	if !ok {
 		return d.scanWhole(ctx, s, now, sink)
 	}
@@ -50,7 +51,7 @@ func (d *Daemon) scanSource(ctx context.Context, s *sourceState, now time.Time, 
 	var n scanCounts
 	var names []string // the sequences listed: forgotten ones are dropped after the walk
 	b := scanBatch{cat: d.cfg.Catalog}
-	skipped, err := w.Sequences(ctx, root, func(sd segment.SeqDir) error {
+	skipped, err := w.Sequences(ctx, root, func(sd source.SeqDir) error {
 		names = append(names, sd.Name)
 		st, known, err := d.cfg.Catalog.Sequence(s.Name, sd.Name)
 		if err != nil {
@@ -179,7 +180,7 @@ func (b *scanBatch) flush() error {
 
 // observe compares one listed sequence with what the catalog remembers of it and returns
 // the update to record and how many of its files are sealed.
-func (d *Daemon) observe(s *sourceState, seq segment.Sequence, now time.Time, sink scanSink) (catalog.SeqUpdate, int, error) {
+func (d *Daemon) observe(s *sourceState, seq source.Sequence, now time.Time, sink scanSink) (catalog.SeqUpdate, int, error) {
 	prev, err := d.cfg.Catalog.LocalFiles(s.Name, seq.Name)
 	if err != nil {
 		return catalog.SeqUpdate{}, 0, err
@@ -205,7 +206,7 @@ func (d *Daemon) observe(s *sourceState, seq segment.Sequence, now time.Time, si
 				if why == "" {
 					why = "not closed"
 				}
-				sink.pending(segment.Pending{Segment: c.Segment, Why: why})
+				sink.pending(source.Pending{Segment: c.Segment, Why: why})
 			}
 			continue
 		}
@@ -221,7 +222,7 @@ func (d *Daemon) observe(s *sourceState, seq segment.Sequence, now time.Time, si
 		}
 		up.State.Settling++
 		if sink.pending != nil {
-			sink.pending(segment.Pending{Segment: c.Segment, Why: why})
+			sink.pending(source.Pending{Segment: c.Segment, Why: why})
 		}
 	}
 	for _, f := range known {
@@ -232,7 +233,7 @@ func (d *Daemon) observe(s *sourceState, seq segment.Sequence, now time.Time, si
 
 // sealWhy says why the closed candidate c is not sealed, or "" if it is: it must have the
 // size and mtime the previous scan saw (prev, if had) and be at least grace old.
-func sealWhy(c segment.Candidate, prev catalog.LocalFile, had bool, now time.Time, grace time.Duration) string {
+func sealWhy(c source.Candidate, prev catalog.LocalFile, had bool, now time.Time, grace time.Duration) string {
 	switch age := now.Sub(c.ModTime); {
 	case age < 0:
 		return fmt.Sprintf("mtime %s is in the future (clock skew?)", c.ModTime.Format(time.RFC3339Nano))
@@ -298,7 +299,8 @@ func (d *Daemon) scanWith(ctx context.Context, full bool, sink scanSink) {
 	d.m.scanSeconds.Observe(time.Since(start).Seconds())
 }
 
-// noteLag publishes each tier's lag: how many copies are due and how old the oldest is.
+// noteLag keeps each tier's lag: how many copies are due and how old the oldest is (the
+// metrics read it at scrape time, so the age moves whatever the tier's state).
 // Counting walks the due entries, so it is done once per scan (count); between scans the
 // oldest is looked up (O(log n)) and the count goes down as copies are recorded.
 func (d *Daemon) noteLag(now time.Time, count bool) {
@@ -325,13 +327,6 @@ func (d *Daemon) noteLag(now time.Time, count bool) {
 			t.due = n
 		}
 		t.oldestDue = oldest
-		n = t.due
 		t.mu.Unlock()
-		d.m.pendingSegments.WithLabelValues(t.Name).Set(float64(n))
-		lag := 0.0
-		if !oldest.IsZero() {
-			lag = now.Sub(oldest).Seconds()
-		}
-		d.m.oldestPending.WithLabelValues(t.Name).Set(lag)
 	}
 }

@@ -137,12 +137,12 @@ func TestCompose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, cmd := range []string{"tierd", "brokersim"} {
-		if !bytes.Contains(dockerfile, []byte("./cmd/"+cmd)) {
-			t.Errorf("Dockerfile does not build ./cmd/%s", cmd)
+	for _, cmd := range []string{"cmd/tierd", "devtools/cmd/brokersim"} {
+		if !bytes.Contains(dockerfile, []byte("./"+cmd)) {
+			t.Errorf("Dockerfile does not build ./%s", cmd)
 		}
-		if _, err := os.Stat(filepath.Join(root, "cmd", cmd)); err != nil {
-			t.Errorf("cmd/%s: %v", cmd, err)
+		if _, err := os.Stat(filepath.Join(root, cmd)); err != nil {
+			t.Errorf("%s: %v", cmd, err)
 		}
 	}
 

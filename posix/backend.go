@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tierd/tierd/localfile"
 	"github.com/tierd/tierd/segment"
 )
 
@@ -156,11 +157,10 @@ func (b *Backend) Open(ctx context.Context, key segment.Key) (segment.Reader, er
 		r, err := openMapped(ctx, path, b.window)
 		return r, mapNotFound(key, err)
 	}
-	r, err := OpenFile(path, ReadOptions{Window: b.window})
+	r, err := localfile.Open(ctx, path, localfile.ReadOptions{Window: b.window})
 	if err != nil {
 		return nil, mapNotFound(key, err)
 	}
-	r.ctx = ctx
 	return r, nil
 }
 
@@ -316,7 +316,7 @@ func mapNotFound(key segment.Key, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errIsDir) || errors.Is(err, syscall.ENOTDIR) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, localfile.ErrIsDir) || errors.Is(err, syscall.ENOTDIR) {
 		return fmt.Errorf("%s: %w", key, segment.ErrNotFound)
 	}
 	return fmt.Errorf("%s: %w", key, err)
@@ -427,4 +427,14 @@ func createTemp(dir string, flags int, tmpfile bool) (f *os.File, tempName strin
 		return nil, "", err
 	}
 	return f, name, nil
+}
+
+// checksumFile computes the CRC-32C of a file, reading it without polluting the cache.
+func checksumFile(ctx context.Context, path string, window int64) (uint32, error) {
+	r, err := localfile.Open(ctx, path, localfile.ReadOptions{Window: window})
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	return segment.Checksum(ctx, r, r.Size(), nil)
 }

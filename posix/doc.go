@@ -1,5 +1,5 @@
 // Package posix is the filesystem tier: a segment.Backend on a directory, typically an HDD
-// mount, plus FileReader, the way tierd reads local broker files.
+// mount. Reading uses localfile, the same reader tierd reads broker files with.
 //
 // Write modes (Config.WriteMode), all publishing atomically (an unnamed O_TMPFILE inode or
 // a hidden temp file, fsync, link/rename into place, fsync of the directory):
@@ -12,7 +12,7 @@
 //
 // mmap and buffered push dirty pages to disk and drop them from the page cache every
 // Config.Window bytes, so a copy never fills the page cache with cold data. Readers drop
-// what they brought into the page cache behind them, window by window (see FileReader).
+// what they brought into the page cache behind them, window by window (see localfile.FileReader).
 //
 // Every object's CRC-32C is stored in the extended attribute user.tierd.crc32c.
 package posix

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tierd/tierd/localfile"
 )
 
 // ErrClosed is returned by reads on a closed reader.
@@ -38,7 +40,7 @@ type mappedReader struct {
 }
 
 func openMapped(ctx context.Context, path string, window int64) (*mappedReader, error) {
-	f, fi, err := openFile(path)
+	f, fi, err := localfile.OpenFile(path)
 	if err != nil {
 		return nil, err
 	}

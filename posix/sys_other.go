@@ -28,12 +28,6 @@ func finishWriteback(fd int, off, n int64) error { return nil }
 
 func dropCache(fd int, off, n int64) {}
 
-func noReadahead(fd int) {}
-
-func prefetch(fd int, off, n int64) {}
-
-func residency(fd int, off int64, n int, vec []byte) bool { return false }
-
 func setCRC(f *os.File, v []byte) error { return errUnsupported }
 
 func getCRC(path string, dst []byte) (int, error) { return 0, errUnsupported }

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tierd/tierd/devtools/brokersim"
 	"github.com/tierd/tierd/index"
-	"github.com/tierd/tierd/internal/brokersim"
 )
 
 // badInput is one file a test puts into a broker directory.

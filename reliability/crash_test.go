@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/tierd/tierd/catalog"
+	"github.com/tierd/tierd/devtools/miniotest"
 	"github.com/tierd/tierd/internal/failpoint"
-	"github.com/tierd/tierd/internal/miniotest"
 )
 
 // uncleanLine is what tierd logs when it starts and finds the abort marker of a run that

@@ -1,7 +1,7 @@
 // Package reliability holds tierd's reliability tests: they try to lose data and fail to.
 //
 // The tests drive the real tierd binary (built once by TestMain) against real tiers — a
-// posix directory and a MinIO server (internal/miniotest) — while internal/brokersim
+// posix directory and a MinIO server (devtools/miniotest) — while devtools/brokersim
 // keeps writing a broker store, and they:
 //   - kill tierd with SIGKILL at random moments and at named failpoints
 //     (internal/failpoint: mid-upload, mid-compaction, between Commit and the catalog

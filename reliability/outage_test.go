@@ -10,7 +10,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/tierd/tierd/daemon"
-	"github.com/tierd/tierd/internal/miniotest"
+	"github.com/tierd/tierd/devtools/miniotest"
 )
 
 // TestObjectStoreOutage stops MinIO while tierd uploads to it (a rate-limited S3 tier, so

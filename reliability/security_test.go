@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tierd/tierd/internal/miniotest"
+	"github.com/tierd/tierd/devtools/miniotest"
 )
 
 // defaultListen is where tierd's HTTP endpoint listens when the config does not say.

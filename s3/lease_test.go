@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tierd/tierd/internal/miniotest"
+	"github.com/tierd/tierd/devtools/miniotest"
 )
 
 // TestLease: one holder per node; the same holder renews and re-takes its lease at once

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tierd/tierd/internal/miniotest"
+	"github.com/tierd/tierd/devtools/miniotest"
 	"github.com/tierd/tierd/segment"
 	"github.com/tierd/tierd/segment/segmenttest"
 )

@@ -11,7 +11,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/tierd/tierd/bufpool"
-	"github.com/tierd/tierd/internal/miniotest"
+	"github.com/tierd/tierd/devtools/miniotest"
 	"github.com/tierd/tierd/segment"
 	"github.com/tierd/tierd/segment/segmenttest"
 )

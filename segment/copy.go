@@ -164,14 +164,21 @@ func readFull(src io.ReaderAt, p []byte, off int64) error {
 }
 
 // Stream reads [off, off+n) of r in pool-buffer-sized pieces (one ranged read each, for
-// object stores) and passes each to fn. It holds one pool buffer.
+// object stores) and passes each to fn. It holds one pool buffer; with a nil pool it reads
+// 64 KiB at a time into a buffer of its own (for callers outside the copy budget, such
+// as startup recovery and a posix tier's Stat of an object without a stored CRC).
 func Stream(ctx context.Context, r io.ReaderAt, off, n int64, pool *bufpool.Pool, fn func([]byte) error) error {
-	b, err := pool.Get(ctx)
-	if err != nil {
-		return err
+	var buf []byte
+	if pool == nil {
+		buf = make([]byte, 64<<10)
+	} else {
+		b, err := pool.Get(ctx)
+		if err != nil {
+			return err
+		}
+		defer b.Release()
+		buf = b.Bytes()
 	}
-	defer b.Release()
-	buf := b.Bytes()
 	for end := off + n; off < end; {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -188,7 +195,8 @@ func Stream(ctx context.Context, r io.ReaderAt, off, n int64, pool *bufpool.Pool
 	return nil
 }
 
-// Checksum returns the CRC-32C of the first size bytes of r, read through Stream.
+// Checksum returns the CRC-32C of the first size bytes of r, read through Stream (with a
+// nil pool, 64 KiB at a time from a buffer of its own).
 func Checksum(ctx context.Context, r io.ReaderAt, size int64, pool *bufpool.Pool) (uint32, error) {
 	var crc uint32
 	err := Stream(ctx, r, 0, size, pool, func(p []byte) error {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tierd/tierd/internal/brokersim"
+	"github.com/tierd/tierd/devtools/brokersim"
 )
 
 // TestEndToEndCodec offloads a Kafka store with text bodies to a compressed, encrypted

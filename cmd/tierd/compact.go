@@ -19,6 +19,7 @@ import (
 	"github.com/tierd/tierd/compactor"
 	"github.com/tierd/tierd/config"
 	"github.com/tierd/tierd/index"
+	"github.com/tierd/tierd/localfile"
 	"github.com/tierd/tierd/posix"
 	"github.com/tierd/tierd/segment"
 )
@@ -96,7 +97,7 @@ terminal.`,
 				return fmt.Errorf("memory: %w", err)
 			}
 			defer pool.Close()
-			src, err := posix.OpenFile(args[0], posix.ReadOptions{Direct: true, DropAtClose: true})
+			src, err := localfile.Open(cmd.Context(), args[0], localfile.ReadOptions{Direct: true, DropAtClose: true})
 			if errors.Is(err, fs.ErrNotExist) {
 				return usagef("%s does not exist", args[0])
 			}

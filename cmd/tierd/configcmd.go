@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tierd/tierd/config"
-	"github.com/tierd/tierd/segment"
+	"github.com/tierd/tierd/source"
 )
 
 func newConfigCmd(g *globals) *cobra.Command {
@@ -43,11 +43,11 @@ partition directory instead of the log.dir), with the fix. Exits 2 if anything i
 }
 
 // checkSourcePaths reports every source whose path does not look like its layout
-// (segment.Recognize) as a configuration problem of file.
+// (source.Recognize) as a configuration problem of file.
 func checkSourcePaths(file string, cfg *config.Config) error {
 	var problems []config.Problem
 	for i, s := range cfg.Sources {
-		if err := segment.Recognize(string(s.Layout), s.Path); err != nil {
+		if err := source.Recognize(string(s.Layout), s.Path); err != nil {
 			problems = append(problems, config.Problem{Path: fmt.Sprintf("sources[%d].path", i), Msg: err.Error()})
 		}
 	}

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tierd/tierd/devtools/brokersim"
 	"github.com/tierd/tierd/index"
-	"github.com/tierd/tierd/internal/brokersim"
 )
 
 // cli runs tierd in-process with args and returns its exit code, stdout and stderr+logs.

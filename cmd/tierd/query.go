@@ -20,9 +20,10 @@ import (
 	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/daemon"
 	"github.com/tierd/tierd/index"
-	"github.com/tierd/tierd/posix"
+	"github.com/tierd/tierd/localfile"
 	"github.com/tierd/tierd/record"
 	"github.com/tierd/tierd/segment"
+	"github.com/tierd/tierd/source"
 )
 
 // queryMessage is one message `tierd query` found.
@@ -355,7 +356,7 @@ func (q *query) openCommitLog(ctx context.Context, src daemon.Source, source, re
 		return nil, err
 	}
 	// Small windows: a query reads a few KiB here and there, not whole files.
-	r, err := posix.OpenFile(path, posix.ReadOptions{Window: 64 << 10})
+	r, err := localfile.Open(ctx, path, localfile.ReadOptions{Window: 64 << 10})
 	if err == nil {
 		return &commitLogFile{r: r, size: r.Size(), from: "local", c: r}, nil
 	}
@@ -388,7 +389,7 @@ func (q *query) rocketMQSource(name string) (daemon.Source, int64, error) {
 		}
 		size := s.RocketMQ.CommitLogFileSize.Int64()
 		if size <= 0 {
-			size = segment.DefaultCommitLogFileSize
+			size = source.DefaultCommitLogFileSize
 		}
 		return q.a.srcs[i], size, nil
 	}

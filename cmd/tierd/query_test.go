@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tierd/tierd/devtools/brokersim"
 	"github.com/tierd/tierd/index"
-	"github.com/tierd/tierd/internal/brokersim"
 )
 
 // TestQuery: after run --once has offloaded a RocketMQ store (IndexFiles compacted),

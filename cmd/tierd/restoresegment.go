@@ -12,6 +12,7 @@ import (
 	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/daemon"
 	"github.com/tierd/tierd/segment"
+	brokersource "github.com/tierd/tierd/source" // the package; "source" names a source here
 )
 
 // restoreSegment restores every file of the Kafka segment that key belongs to (DESIGN.md
@@ -21,7 +22,7 @@ func restoreSegment(ctx context.Context, g *globals, key segment.Key, to, tier s
 	if err != nil {
 		return usagef("refusing key %s: %v", key, err)
 	}
-	dir, off, kind, ok := segment.ParseKafkaRel(rel)
+	dir, off, kind, ok := brokersource.ParseKafkaRel(rel)
 	if !ok || compacted {
 		return usagef("--segment: %s is not a file of a Kafka segment (<topic>-<partition>/<20-digit offset>.log, .index, ...)", key)
 	}
@@ -92,7 +93,7 @@ func segmentMembers(recs []catalog.Record, source, dir string, off int64, kind s
 		if r.Source != source {
 			continue
 		}
-		d, o, k, ok := segment.ParseKafkaRel(r.Rel)
+		d, o, k, ok := brokersource.ParseKafkaRel(r.Rel)
 		if !ok || d != dir {
 			continue
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/segment"
+	"github.com/tierd/tierd/source"
 )
 
 // TestSegmentMembers: a segment's files are those named by its base offset and the
@@ -29,7 +30,7 @@ func TestSegmentMembers(t *testing.T) {
 	add("s3", "t-0/00000000000000000000.log", 0)
 	f := func(rel string, want ...string) {
 		t.Helper()
-		dir, off, kind, ok := segment.ParseKafkaRel(rel)
+		dir, off, kind, ok := source.ParseKafkaRel(rel)
 		if !ok {
 			t.Fatalf("ParseKafkaRel(%s) failed", rel)
 		}

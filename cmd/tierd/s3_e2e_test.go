@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tierd/tierd/internal/brokersim"
-	"github.com/tierd/tierd/internal/miniotest"
+	"github.com/tierd/tierd/devtools/brokersim"
+	"github.com/tierd/tierd/devtools/miniotest"
 )
 
 // s3World is a store offloaded to a MinIO tier by an installation with its own state_dir.

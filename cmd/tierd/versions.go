@@ -9,8 +9,9 @@ import (
 	"time"
 
 	"github.com/tierd/tierd/catalog"
-	"github.com/tierd/tierd/posix"
+	"github.com/tierd/tierd/localfile"
 	"github.com/tierd/tierd/segment"
+	"github.com/tierd/tierd/source"
 )
 
 // Segment versions as ls and verify show them (DESIGN.md invariant 10): a file the
@@ -49,7 +50,7 @@ func indexVersions(recs []catalog.Record) *versionIndex {
 		}
 	}
 	for _, r := range recs {
-		dir, off, kind, ok := segment.ParseKafkaRel(r.Rel)
+		dir, off, kind, ok := source.ParseKafkaRel(r.Rel)
 		if !ok || kind != segment.KindKafkaLog || r.Ver() != x.newest[fileID{r.Source, r.Rel}] {
 			continue
 		}
@@ -74,11 +75,11 @@ func (x *versionIndex) state(rec catalog.Record, localExists func(source, rel st
 	if n := x.newest[fileID{rec.Source, rec.Rel}]; rec.Ver() < n {
 		return fmt.Sprintf("superseded by v%d", n)
 	}
-	dir, off, _, ok := segment.ParseKafkaRel(rec.Rel)
+	dir, off, _, ok := source.ParseKafkaRel(rec.Rel)
 	if !ok || localExists(rec.Source, rec.Rel) {
 		return ""
 	}
-	mtime, ok := x.logMTime[fileID{rec.Source, segment.KafkaRel(dir, off, segment.KindKafkaLog)}]
+	mtime, ok := x.logMTime[fileID{rec.Source, source.KafkaRel(dir, off, segment.KindKafkaLog)}]
 	if !ok {
 		return ""
 	}
@@ -142,7 +143,7 @@ func (a *app) checkLocal(ctx context.Context, rec catalog.Record) error {
 		return fmt.Errorf("%w: local file %s has %d bytes, newest offloaded version v%d (%s) was made from %d: %s",
 			errDiverged, p, fi.Size(), rec.Ver(), rec.Key, rec.LocalSize, next)
 	}
-	r, err := posix.OpenFile(p, posix.ReadOptions{})
+	r, err := localfile.Open(ctx, p, localfile.ReadOptions{})
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

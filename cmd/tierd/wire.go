@@ -24,6 +24,7 @@ import (
 	"github.com/tierd/tierd/posix"
 	"github.com/tierd/tierd/s3"
 	"github.com/tierd/tierd/segment"
+	"github.com/tierd/tierd/source"
 )
 
 // app is a loaded configuration with the objects built from it. Everything a subcommand
@@ -140,14 +141,14 @@ func openApp(ctx context.Context, g *globals, withCatalog bool) (*app, error) {
 }
 
 func buildSource(s config.Source) (daemon.Source, error) {
-	opts := segment.LayoutOptions{Source: s.Name}
+	opts := source.LayoutOptions{Source: s.Name}
 	if r := s.RocketMQ; r != nil {
 		opts.CommitLogFileSize = r.CommitLogFileSize.Int64()
 		opts.ConsumeQueueFileSize = r.ConsumeQueueFileSize.Int64()
 		opts.IndexHashSlots = int64(r.IndexHashSlots)
 		opts.IndexItems = int64(r.IndexItems)
 	}
-	layout, err := segment.NewLayout(string(s.Layout), opts)
+	layout, err := source.NewLayout(string(s.Layout), opts)
 	if err != nil {
 		return daemon.Source{}, usagef("source %s: %v", s.Name, err)
 	}
@@ -191,6 +192,7 @@ func (a *app) buildTier(ctx context.Context, t config.Tier) (daemon.Tier, error)
 			SessionToken: c.SessionToken.Reveal(), CAFile: c.CAFile, SSE: string(c.SSE), SSEKMSKeyID: c.SSEKMSKeyID,
 			PartSize: c.PartSize.Int64(), PartConcurrency: c.PartConcurrency, ReapAfter: c.ReapAfter.Std(),
 			RateLimit: rateOrZero(t.RateLimit), Concurrency: t.Concurrency,
+			RequestTimeout: c.RequestTimeout.Std(), MinTransferRate: int64(c.MinTransferRate),
 			OnUpload: func(key segment.Key, id string) { a.uploads.notify(name, key, id) },
 		}, a.cfg.Node, a.pool, a.log.Named("s3").With(zap.String("tier", t.Name)))
 		if err != nil {

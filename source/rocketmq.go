@@ -1,0 +1,302 @@
+package source
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tierd/tierd/segment"
+)
+
+// rocketMQ implements LayoutRocketMQ.
+type rocketMQ struct {
+	opts LayoutOptions
+}
+
+// Name implements Layout.
+func (*rocketMQ) Name() string { return LayoutRocketMQ }
+
+const (
+	cqEntrySize     = 20
+	indexHeaderSize = 40
+	// indexCountAt is where the header's indexCount int32 lives.
+	indexCountAt = 36
+)
+
+// Scan implements Layout.
+func (l *rocketMQ) Scan(ctx context.Context, root string) (ScanResult, error) {
+	if err := Recognize(LayoutRocketMQ, root); err != nil {
+		return ScanResult{}, fmt.Errorf("rocketmq: %w", err)
+	}
+	s, err := newScan(ctx, l.opts.Source, root)
+	if err != nil {
+		return ScanResult{}, fmt.Errorf("rocketmq: %w", err)
+	}
+	if _, err := os.ReadDir(s.root); err != nil {
+		return ScanResult{}, fmt.Errorf("rocketmq: scan %q: %w", s.root, err)
+	}
+	if ok, err := l.ownedDir(s, "commitlog"); err != nil {
+		return ScanResult{}, err
+	} else if ok {
+		if err := l.scanOffsetSeq(s, offsetSeq{
+			kind: segment.KindCommitLog, seq: "commitlog", dir: "commitlog",
+			fileSize: l.opts.CommitLogFileSize, sizeName: "commitlog_file_size", open: 2,
+		}); err != nil {
+			return ScanResult{}, err
+		}
+	}
+	if ok, err := l.ownedDir(s, "consumequeue"); err != nil {
+		return ScanResult{}, err
+	} else if ok {
+		if err := l.scanConsumeQueues(s); err != nil {
+			return ScanResult{}, err
+		}
+	}
+	if ok, err := l.ownedDir(s, "index"); err != nil {
+		return ScanResult{}, err
+	} else if ok {
+		if err := l.scanIndex(s); err != nil {
+			return ScanResult{}, err
+		}
+	}
+	return s.finish(), nil
+}
+
+// ownedDir reports whether the owned directory name exists under the root (following a
+// link); a non-directory there is skipped.
+func (l *rocketMQ) ownedDir(s *scan, name string) (bool, error) {
+	if err := s.ctx.Err(); err != nil {
+		return false, err
+	}
+	fi, err := os.Stat(filepath.Join(s.root, name))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	case err != nil:
+		s.skip(name, "cannot stat: %v", err)
+		return false, nil
+	case !fi.IsDir():
+		s.skip(name, "not a directory")
+		return false, nil
+	}
+	return true, nil
+}
+
+// offsetSeq describes a sequence of files named by their 20-digit start offset.
+type offsetSeq struct {
+	kind     segment.Kind
+	seq      string
+	dir      string // relative to the root
+	fileSize int64
+	sizeName string // the option fileSize comes from, for messages
+	open     int    // how many of the newest files may still be written
+}
+
+func (l *rocketMQ) scanOffsetSeq(s *scan, q offsetSeq) error {
+	entries, ok, err := s.readDir(q.dir, false)
+	if err != nil || !ok {
+		return err
+	}
+	type file struct {
+		off int64
+		c   Candidate
+	}
+	var files []file
+	for _, e := range entries {
+		rel := joinRel(q.dir, e.name)
+		if !s.regular(rel, e, "a "+q.kind.String()+" file") {
+			continue
+		}
+		off, ok := parseDigits(e.name, 20)
+		switch size := e.info.Size(); {
+		case !ok:
+			s.skip(rel, "unexpected name: %s files are named by a 20-digit offset", q.kind)
+		case off%q.fileSize != 0:
+			s.skip(rel, "offset %d is not a multiple of the file size %d (%s)", off, q.fileSize, q.sizeName)
+		case size == 0:
+			s.skip(rel, "empty file (the broker preallocates %d bytes)", q.fileSize)
+		case size != q.fileSize:
+			s.skip(rel, "size %d, want %d (%s): corrupt, foreign, or a different broker setting", size, q.fileSize, q.sizeName)
+		default:
+			files = append(files, file{off, s.candidate(q.kind, q.seq, rel, e.info)})
+		}
+	}
+	slices.SortFunc(files, func(a, b file) int { return cmp.Compare(a.off, b.off) })
+	// Keep the run of consecutive files that ends at the newest one.
+	first := 0
+	for i := len(files) - 1; i > 0; i-- {
+		if want := files[i-1].off + q.fileSize; files[i].off != want {
+			first = i
+			break
+		}
+	}
+	for _, f := range files[:first] {
+		s.skip(f.c.Rel, "not contiguous with the newer files: a gap follows at %s (want a file at every multiple of %d)",
+			offsetName(files[first-1].off+q.fileSize), q.fileSize)
+	}
+	files = files[first:]
+	out := make([]Candidate, len(files))
+	for i, f := range files {
+		c := f.c
+		newer := len(files) - 1 - i
+		switch {
+		case newer >= q.open:
+			c.Closed, c.Why = true, "newer file "+offsetName(files[len(files)-1].off)+" exists"
+		case q.open == 1:
+			c.Why = "active: newest file of the sequence"
+		case newer == 0:
+			c.Why = "newest commit-log file: active, or created ahead of time by the broker"
+		default:
+			c.Why = "may be active: the broker creates the next commit-log file ahead of time, so the newest but one may still be written"
+		}
+		out[i] = c
+	}
+	s.addSequence(q.seq, out)
+	return nil
+}
+
+func (l *rocketMQ) scanConsumeQueues(s *scan) error {
+	topics, ok, err := s.readDir("consumequeue", false)
+	if err != nil || !ok {
+		return err
+	}
+	for _, t := range topics {
+		trel := "consumequeue/" + t.name
+		if !s.directory(trel, t, "a topic directory") {
+			continue
+		}
+		if !validRocketMQTopic(t.name) {
+			s.skip(trel, "not a RocketMQ topic name (1-127 of A-Z a-z 0-9 %% | - _)")
+			continue
+		}
+		queues, ok, err := s.readDir(trel, false)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		for _, q := range queues {
+			qrel := trel + "/" + q.name
+			if !s.directory(qrel, q, "a queue directory") {
+				continue
+			}
+			if _, ok := parseID(q.name); !ok {
+				s.skip(qrel, "queue directory name is not a queue id")
+				continue
+			}
+			if err := l.scanOffsetSeq(s, offsetSeq{
+				kind: segment.KindConsumeQueue, seq: qrel, dir: qrel,
+				fileSize: l.opts.ConsumeQueueFileSize, sizeName: "consumequeue_file_size", open: 1,
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// validRocketMQTopic mirrors the broker's TopicValidator: 1 to 127 characters of
+// [%|a-zA-Z0-9_-].
+func validRocketMQTopic(name string) bool {
+	if name == "" || len(name) > 127 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '%', c == '|', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (l *rocketMQ) indexFileSize() int64 {
+	return indexHeaderSize + l.opts.IndexHashSlots*4 + l.opts.IndexItems*20
+}
+
+func (l *rocketMQ) scanIndex(s *scan) error {
+	entries, ok, err := s.readDir("index", false)
+	if err != nil || !ok {
+		return err
+	}
+	want := l.indexFileSize()
+	var files []Candidate
+	for _, e := range entries {
+		rel := "index/" + e.name
+		if !s.regular(rel, e, "an IndexFile") {
+			continue
+		}
+		switch size := e.info.Size(); {
+		case !validIndexName(e.name):
+			s.skip(rel, "unexpected name: IndexFiles are named by their creation time, yyyyMMddHHmmssSSS")
+		case size == 0:
+			s.skip(rel, "empty file (the broker preallocates %d bytes)", want)
+		case size != want:
+			s.skip(rel, "size %d, want %d (40 + index_hash_slots %d x 4 + index_items %d x 20): corrupt, foreign, or a different broker setting",
+				size, want, l.opts.IndexHashSlots, l.opts.IndexItems)
+		default:
+			files = append(files, s.candidate(segment.KindIndex, "index", rel, e.info))
+		}
+	}
+	slices.SortFunc(files, func(a, b Candidate) int { return strings.Compare(a.Rel, b.Rel) })
+	for i := range files {
+		if i < len(files)-1 {
+			files[i].Closed, files[i].Why = true, "newer file "+filepath.Base(files[len(files)-1].Path)+" exists"
+			continue
+		}
+		count, err := readIndexCount(files[i].Path)
+		switch {
+		case err != nil:
+			files[i].Why = fmt.Sprintf("active: newest IndexFile (header unreadable: %v)", err)
+		case int64(count) >= l.opts.IndexItems:
+			files[i].Closed, files[i].Why = true, fmt.Sprintf("full: header indexCount %d >= index_items %d", count, l.opts.IndexItems)
+		default:
+			files[i].Why = fmt.Sprintf("active: newest IndexFile, not full (header indexCount %d < index_items %d)", count, l.opts.IndexItems)
+		}
+	}
+	s.addSequence("index", files)
+	return nil
+}
+
+// validIndexName reports whether name is a yyyyMMddHHmmssSSS creation time.
+func validIndexName(name string) bool {
+	if _, ok := parseDigits(name, 17); !ok {
+		return false
+	}
+	_, err := time.Parse("20060102150405", name[:14])
+	return err == nil
+}
+
+// readIndexCount reads the indexCount field of an IndexFile's 40-byte header: the only
+// bytes of a segment a layout ever reads.
+func readIndexCount(path string) (int32, error) {
+	// O_NONBLOCK: should the file be swapped for a FIFO after it was stat'ed, open must
+	// not wait for a writer; fstat then refuses it.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return 0, err
+	} else if !fi.Mode().IsRegular() {
+		return 0, fmt.Errorf("%q is no longer a regular file", path)
+	}
+	var h [indexHeaderSize]byte
+	if _, err := f.ReadAt(h[:], 0); err != nil {
+		return 0, fmt.Errorf("read header of %q: %w", path, err)
+	}
+	return int32(binary.BigEndian.Uint32(h[indexCountAt:])), nil
+}
