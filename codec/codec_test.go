@@ -32,9 +32,14 @@ func testPool(t testing.TB, bufSize int64, n int64) *bufpool.Pool {
 	return p
 }
 
-func testCodecs(t testing.TB, bufSize, frame int) *Codecs {
+// testCodecs makes Codecs with 2 encoders and decoders over pool (a new pool of four
+// bufSize buffers if nil).
+func testCodecs(t testing.TB, pool *bufpool.Pool, bufSize, frame int) *Codecs {
 	t.Helper()
-	c, err := NewCodecs(CodecsConfig{Encoders: 2, Decoders: 2, BufferSize: bufSize, FrameSize: frame})
+	if pool == nil {
+		pool = testPool(t, int64(bufSize), 4)
+	}
+	c, err := NewCodecs(CodecsConfig{Encoders: 2, Decoders: 2, Pool: pool, FrameSize: frame})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +108,7 @@ func TestConformance(t *testing.T) {
 		for iname, inner := range inners {
 			t.Run(iname+"/"+name, func(t *testing.T) {
 				pool := testPool(t, 64<<10, 4)
-				codecs := testCodecs(t, 64<<10, testFrame)
+				codecs := testCodecs(t, pool, 64<<10, testFrame)
 				segmenttest.Run(t, segmenttest.Harness{
 					Pool: pool,
 					New:  func(t *testing.T) segment.Backend { return New(inner(t), cfg, codecs, zap.NewNop()) },
@@ -156,7 +161,7 @@ func textBody(n int) []byte {
 
 func TestCompresses(t *testing.T) {
 	inner := newMemBackend()
-	b := New(inner, Config{Compression: CompressZstd}, testCodecs(t, 64<<10, 64<<10), zap.NewNop())
+	b := New(inner, Config{Compression: CompressZstd}, testCodecs(t, nil, 64<<10, 64<<10), zap.NewNop())
 	text := textBody(1 << 20)
 	random := segmenttest.Data(1, 1<<20)
 	put(t, b, "text", text)
@@ -191,7 +196,7 @@ func TestNoPlaintextOnTier(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b := New(pb, Config{Compression: c, Keys: keys}, testCodecs(t, 64<<10, testFrame), zap.NewNop())
+			b := New(pb, Config{Compression: c, Keys: keys}, testCodecs(t, nil, 64<<10, testFrame), zap.NewNop())
 			var data []byte
 			for len(data) < 200<<10 {
 				data = append(data, body...)
@@ -231,7 +236,7 @@ func TestWrongOrMissingKey(t *testing.T) {
 	other, _ := testKeys(t, "k1") // same id, other bytes
 	k2, _ := testKeys(t, "k2")
 	inner := newMemBackend()
-	codecs := testCodecs(t, 64<<10, testFrame)
+	codecs := testCodecs(t, nil, 64<<10, testFrame)
 	data := textBody(50 << 10)
 	put(t, New(inner, Config{Compression: CompressZstd, Keys: keys}, codecs, zap.NewNop()), "obj", data)
 	f := func(name string, cfg Config, want string) {
@@ -251,7 +256,7 @@ func TestWrongOrMissingKey(t *testing.T) {
 func TestTamper(t *testing.T) {
 	keys, _ := testKeys(t, "k1")
 	inner := newMemBackend()
-	b := New(inner, Config{Keys: keys}, testCodecs(t, 64<<10, testFrame), zap.NewNop())
+	b := New(inner, Config{Keys: keys}, testCodecs(t, nil, 64<<10, testFrame), zap.NewNop())
 	data := segmenttest.Data(3, 5*testFrame)
 	put(t, b, "a", data)
 	put(t, b, "b", data)
@@ -307,7 +312,7 @@ func TestRekey(t *testing.T) {
 		return k
 	}
 	inner := newMemBackend()
-	codecs := testCodecs(t, 64<<10, testFrame)
+	codecs := testCodecs(t, nil, 64<<10, testFrame)
 	data := textBody(30 << 10)
 	put(t, New(inner, Config{Compression: CompressZstd, Keys: load(k1)}, codecs, zap.NewNop()), "x/obj", data)
 	before := bytes.Clone(inner.raw("x/obj"))
@@ -360,7 +365,7 @@ func TestRangedReadFetchesTwoFrames(t *testing.T) {
 	keys, _ := testKeys(t, "k1")
 	inner := newMemBackend()
 	pool := testPool(t, 8<<20, 4)
-	codecs := testCodecs(t, 8<<20, DefaultFrameSize)
+	codecs := testCodecs(t, pool, 8<<20, DefaultFrameSize)
 	b := New(inner, Config{Compression: CompressZstd, Keys: keys}, codecs, zap.NewNop())
 	const size = 1 << 30
 	chunk := textBody(8 << 20)

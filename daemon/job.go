@@ -27,7 +27,7 @@ var errSkip = errors.New("segment skipped")
 // catalog record on success. On failure nothing is visible on the tier under the
 // segment's key that the catalog does not vouch for.
 func (d *Daemon) offload(ctx context.Context, seg segment.Segment, t *tierState, progress func(int64)) (catalog.Record, error) {
-	key, version, err := d.segmentKey(seg)
+	key, _, err := d.segmentKey(seg)
 	if err != nil {
 		return catalog.Record{}, fmt.Errorf("%w: %v", errSkip, err)
 	}
@@ -44,7 +44,7 @@ func (d *Daemon) offload(ctx context.Context, seg segment.Segment, t *tierState,
 		delete(d.intents, id)
 		d.mu.Unlock()
 	}()
-	rec, err := d.transfer(ctx, seg, t, key, version, intent.ID, progress)
+	rec, err := d.transfer(ctx, seg, t, key, intent.ID, progress)
 	if err != nil {
 		if ferr := d.cfg.Catalog.Finish(intent.ID); ferr != nil {
 			d.log.Error("clear intent", zap.Uint64("intent", intent.ID), zap.Error(ferr))
@@ -55,10 +55,30 @@ func (d *Daemon) offload(ctx context.Context, seg segment.Segment, t *tierState,
 }
 
 // transfer does the work of offload after the intent is journaled; it commits the catalog
-// record together with clearing the intent. What it writes depends on the kind: an
-// IndexFile compacted (catalog.FormatTix), a Kafka offset or time index without its
-// preallocated tail (catalog.FormatTrimmed), anything else byte for byte.
-func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState, key segment.Key, version int, intentID uint64, progress func(int64)) (catalog.Record, error) {
+// record together with clearing the intent.
+func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState, key segment.Key, intentID uint64, progress func(int64)) (catalog.Record, error) {
+	rec, err := d.copyOut(ctx, seg, t, t.Backend, key, progress)
+	if err != nil {
+		return catalog.Record{}, err
+	}
+	if err := d.cfg.Catalog.WriteMarker(ctx, t.Backend, rec); err != nil {
+		d.discard(t, key)
+		return catalog.Record{}, err
+	}
+	failpoint.Hit("daemon.marked")
+	if err := d.cfg.Catalog.Commit(rec, intentID); err != nil {
+		d.discard(t, key)
+		return catalog.Record{}, fmt.Errorf("record %s in catalog: %w", key, err)
+	}
+	return rec, nil
+}
+
+// copyOut copies seg to b (t's backend, or a deferred view of it for a batch) under key,
+// commits and verifies it, and returns its record (neither marked nor recorded yet). What
+// it writes depends on the kind: an IndexFile compacted (catalog.FormatTix), a Kafka
+// offset or time index without its preallocated tail (catalog.FormatTrimmed), anything
+// else byte for byte. On failure nothing it wrote is left on the tier.
+func (d *Daemon) copyOut(ctx context.Context, seg segment.Segment, t *tierState, b segment.Backend, key segment.Key, progress func(int64)) (catalog.Record, error) {
 	source := d.sources[seg.Source]
 	opts := localfile.ReadOptions{Direct: source.ReadDirect}
 	if seg.Kind.Compactable() {
@@ -77,7 +97,7 @@ func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState
 	if src.Size() != seg.Size {
 		return catalog.Record{}, fmt.Errorf("%w: %s changed size since it was sealed (%d -> %d bytes)", errSkip, seg.Path, seg.Size, src.Size())
 	}
-	rec, w, err := d.write(ctx, seg, source, d.paced(ctx, src), t, key, progress)
+	rec, w, err := d.write(ctx, seg, source, d.paced(ctx, src), b, key, progress)
 	if err == nil {
 		err = w.Commit(ctx)
 	}
@@ -104,8 +124,8 @@ func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState
 	}
 	rec.Tier, rec.Key, rec.Source, rec.Rel, rec.Kind = t.Name, key, seg.Source, seg.Rel, string(seg.Kind)
 	rec.SegmentModTime, rec.OffloadedAt = seg.ModTime, d.cfg.Now()
-	if version >= 2 {
-		rec.Version = version
+	if v := segment.KeyVersion(key); v >= 2 { // a later version of a rewritten file
+		rec.Version = v
 	}
 	if err := d.verify(ctx, t, rec); err != nil {
 		d.discard(t, key)
@@ -113,26 +133,17 @@ func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState
 	}
 	rec.Verified = rec.OffloadedAt
 	failpoint.Hit("daemon.verified")
-	if err := d.cfg.Catalog.WriteMarker(ctx, t.Backend, rec); err != nil {
-		d.discard(t, key)
-		return catalog.Record{}, err
-	}
-	failpoint.Hit("daemon.marked")
-	if err := d.cfg.Catalog.Commit(rec, intentID); err != nil {
-		d.discard(t, key)
-		return catalog.Record{}, fmt.Errorf("record %s in catalog: %w", key, err)
-	}
 	return rec, nil
 }
 
-// write streams seg from src into a new object under key on t, in the form its kind is
+// write streams seg from src into a new object under key on b, in the form its kind is
 // stored in, and returns the record's format, sizes and checksums, and the Writer (nil if
 // none was created), which the caller commits or aborts.
-func (d *Daemon) write(ctx context.Context, seg segment.Segment, source *sourceState, src io.ReaderAt, t *tierState, key segment.Key, progress func(int64)) (catalog.Record, segment.Writer, error) {
+func (d *Daemon) write(ctx context.Context, seg segment.Segment, source *sourceState, src io.ReaderAt, b segment.Backend, key segment.Key, progress func(int64)) (catalog.Record, segment.Writer, error) {
 	var w segment.Writer
 	create := func(size int64) (segment.Writer, error) {
 		var err error
-		if w, err = t.Backend.Create(ctx, key, size); err != nil {
+		if w, err = b.Create(ctx, key, size); err != nil {
 			return nil, fmt.Errorf("create %s: %w", key, err)
 		}
 		failpoint.Hit("daemon.created")

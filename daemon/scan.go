@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -280,23 +281,28 @@ func (d *Daemon) scanWith(ctx context.Context, full bool, sink scanSink) {
 	for _, name := range sortedKeys(d.sources) {
 		s := d.sources[name]
 		n, err := d.scanSource(ctx, s, now, full, sink)
-		if err != nil {
-			if ctx.Err() == nil {
-				d.log.Error("scan source", zap.String("source", s.Name), zap.String("path", s.Root), zap.Error(err))
-			}
-			d.mu.Lock()
-			s.scanErr = err
-			d.mu.Unlock()
-			continue
-		}
-		d.mu.Lock()
-		s.scanErr, s.lastScan, s.sealed, s.pending, s.skipped = nil, now, n.sealed, n.pending, n.skipped
-		d.mu.Unlock()
-		d.m.sealed.WithLabelValues(s.Name).Set(float64(n.sealed))
-		d.m.skippedFiles.WithLabelValues(s.Name).Set(float64(n.skipped))
+		d.noteScan(s, now, n, err)
 	}
 	d.noteLag(now, true)
 	d.m.scanSeconds.Observe(time.Since(start).Seconds())
+}
+
+// noteScan keeps what the scan of s at now found, for status and metrics.
+func (d *Daemon) noteScan(s *sourceState, now time.Time, n scanCounts, err error) {
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			d.log.Error("scan source", zap.String("source", s.Name), zap.String("path", s.Root), zap.Error(err))
+		}
+		d.mu.Lock()
+		s.scanErr = err
+		d.mu.Unlock()
+		return
+	}
+	d.mu.Lock()
+	s.scanErr, s.lastScan, s.sealed, s.pending, s.skipped = nil, now, n.sealed, n.pending, n.skipped
+	d.mu.Unlock()
+	d.m.sealed.WithLabelValues(s.Name).Set(float64(n.sealed))
+	d.m.skippedFiles.WithLabelValues(s.Name).Set(float64(n.skipped))
 }
 
 // noteLag keeps each tier's lag: how many copies are due and how old the oldest is (the

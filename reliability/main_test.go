@@ -92,11 +92,15 @@ func (c *counts) summary() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var fp []string
+	inBatch := 0
 	for name, n := range c.fired {
 		fp = append(fp, fmt.Sprintf("%s=%d", name, n))
+		if strings.HasPrefix(name, "daemon.batch_") {
+			inBatch += n
+		}
 	}
 	sort.Strings(fp)
-	return fmt.Sprintf("reliability: kills survived %d (at failpoints: %s), outages survived %d, bad inputs tried %d, "+
+	return fmt.Sprintf("reliability: kills survived %d (at failpoints: %s; inside a batch of small segments: %d), outages survived %d, bad inputs tried %d, "+
 		"segments checked %d, segments lost %d, orphans left %d, temp files and incomplete uploads left %d",
-		c.kills, strings.Join(fp, " "), c.outages, c.badInputs, c.segments, c.lost, c.orphans, c.incomplete)
+		c.kills, strings.Join(fp, " "), inBatch, c.outages, c.badInputs, c.segments, c.lost, c.orphans, c.incomplete)
 }

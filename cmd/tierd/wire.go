@@ -227,7 +227,7 @@ func (a *app) buildTier(ctx context.Context, t config.Tier) (daemon.Tier, error)
 func (a *app) wrapCodec(t config.Tier, inner segment.Backend) (*codec.Backend, error) {
 	if a.codecs == nil {
 		m := a.cfg.Memory
-		c, err := codec.NewCodecs(codec.CodecsConfig{Encoders: m.Codecs, Decoders: m.Codecs, BufferSize: int(m.BufferSize.Int64())})
+		c, err := codec.NewCodecs(codec.CodecsConfig{Encoders: m.Codecs, Decoders: m.Codecs, Pool: a.pool})
 		if err != nil {
 			return nil, fmt.Errorf("memory.codecs: %w", err)
 		}
