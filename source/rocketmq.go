@@ -132,11 +132,11 @@ func (l *rocketMQ) scanOffsetSeq(s *scan, q offsetSeq) error {
 		case !ok:
 			s.skip(rel, "unexpected name: %s files are named by a 20-digit offset", q.kind)
 		case off%q.fileSize != 0:
-			s.skip(rel, "offset %d is not a multiple of the file size %d (%s: %s)%s", off, q.fileSize, q.sizeName, sizeString(q.fileSize), hint)
+			s.skipOption(rel, q.sizeName, "offset %d is not a multiple of the file size %d (%s: %s)%s", off, q.fileSize, q.sizeName, sizeString(q.fileSize), hint)
 		case size == 0:
 			s.skip(rel, "empty file (the broker preallocates %d bytes)", q.fileSize)
 		case size != q.fileSize:
-			s.skip(rel, "size %d, want %d (%s: %s): corrupt, foreign, or a different broker setting%s", size, q.fileSize, q.sizeName, sizeString(q.fileSize), hint)
+			s.skipOption(rel, q.sizeName, "size %d, want %d (%s: %s): corrupt, foreign, or a different broker setting%s", size, q.fileSize, q.sizeName, sizeString(q.fileSize), hint)
 		default:
 			files = append(files, file{off, s.candidate(q.kind, q.seq, rel, e.info)})
 		}
@@ -309,7 +309,7 @@ func (l *rocketMQ) scanIndex(s *scan) error {
 		case size == 0:
 			s.skip(rel, "empty file (the broker preallocates %d bytes)", want)
 		case size != want:
-			s.skip(rel, "size %d, want %d (40 + index_hash_slots %d x 4 + index_items %d x 20): corrupt, foreign, or a different broker setting%s",
+			s.skipOption(rel, "index_hash_slots", "size %d, want %d (40 + index_hash_slots %d x 4 + index_items %d x 20): corrupt, foreign, or a different broker setting%s",
 				size, want, l.opts.IndexHashSlots, l.opts.IndexItems, l.indexHint(filepath.Join(s.root, "index", e.name), size))
 		default:
 			files = append(files, s.candidate(segment.KindIndex, "index", rel, e.info))
