@@ -8,9 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 
 	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/segment"
@@ -25,17 +24,17 @@ type verifyResult struct {
 	// Unreadable: the object could not be read (the store failed, after retries): not
 	// known to be bad, not checked either.
 	Unreadable bool `json:"unreadable,omitempty"`
-	// Marker says what was wrong with the marker of a good object (missing, or which field
-	// differs from the record), and whether verify rewrote it.
-	Marker string `json:"marker,omitempty"`
-	// Repair says what verify --repair did about a failed entry.
-	Repair string `json:"repair,omitempty"`
 	// Gone: a running daemon removed or replaced the entry (retention, say) while it was
 	// being verified; it is neither checked nor failed.
 	Gone bool `json:"gone,omitempty"`
 	// Local is set on the result of a local file's check against the newest version the
 	// tiers hold of it (Tier and Key name that version's object).
 	Local string `json:"local,omitempty"`
+	// Marker says what was wrong with the marker of a good object (missing, or which field
+	// differs from the record), and whether verify rewrote it.
+	Marker string `json:"marker,omitempty"`
+	// Repair says what verify --repair did about a failed entry.
+	Repair string `json:"repair,omitempty"`
 }
 
 func newVerifyCmd(g *globals) *cobra.Command {
@@ -61,8 +60,9 @@ differ is repaired when a good copy is left: the local file (same size and CRC-3
 the record was made from) or another tier's verified copy. The bad object, its marker and
 its record are removed, and the next pass (run, run --once) copies the segment again from
 the nearest good holder. An entry with no good copy left is kept and reported as
-NO GOOD COPY (exit 1). Exits 1 if any entry fails (its object is
-missing or its bytes differ) or any file diverged, else 3 if any entry could not be read.`,
+NO GOOD COPY (exit 1). Exits 1 if any entry fails (its object is missing or its bytes
+differ, and --repair did not remove it) or any file diverged, else 3 if any entry could
+not be read.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, err := openReader(cmd.Context(), g)
@@ -73,17 +73,23 @@ missing or its bytes differ) or any file diverged, else 3 if any entry could not
 			if repair && a.cat == nil {
 				return usagef("verify --repair needs the catalog, which a running tierd holds: stop it first")
 			}
-			recs, err := a.records(cmd.Context(), tier)
-			if err != nil {
-				return err
+			// Streamed: a catalog of a million records is never held whole (with the
+			// catalog open; asking a running daemon, its records are read once more to
+			// tell versions apart).
+			var js *jsonStream
+			if asJSON {
+				js = newJSONStream(stdout)
+				js.open('{')
+				js.key("results")
+				js.open('[')
 			}
-			var results []verifyResult
-			bad, gone, unreadable, rewritten, badMarkers, repaired, noCopy := 0, 0, 0, 0, 0, 0, 0
-			for _, rec := range recs {
+			bad, gone, unreadable, verified, rewritten, badMarkers, repaired, noCopy := 0, 0, 0, 0, 0, 0, 0, 0
+			err = a.walkRecords(cmd.Context(), tier, func(rec catalog.Record) error {
 				err := a.verifyWithRetries(cmd.Context(), rec)
 				if ctxErr := cmd.Context().Err(); ctxErr != nil {
 					return ctxErr
 				}
+				verified++
 				res := verifyResult{Tier: rec.Tier, Key: rec.Key, OK: err == nil}
 				if err != nil && a.cat == nil {
 					// The list came from a running daemon, which may have expired or
@@ -144,61 +150,70 @@ missing or its bytes differ) or any file diverged, else 3 if any entry could not
 						}
 					}
 				}
-				results = append(results, res)
-				if !asJSON {
-					switch {
-					case res.OK && res.Marker != "":
-						fmt.Fprintf(stdout, "ok    %s:%s (marker %s)\n", rec.Tier, rec.Key, res.Marker)
-					case res.OK:
-						fmt.Fprintf(stdout, "ok    %s:%s\n", rec.Tier, rec.Key)
-					case res.Gone:
-						fmt.Fprintf(stdout, "gone  %s:%s: %s\n", rec.Tier, rec.Key, res.Error)
-					case res.Unreadable:
-						fmt.Fprintf(stdout, "UNREADABLE %s:%s: %s\n", rec.Tier, rec.Key, res.Error)
-					case res.Repair != "":
-						fmt.Fprintf(stdout, "FAIL  %s:%s: %s; repair: %s\n", rec.Tier, rec.Key, res.Error, res.Repair)
-					default:
-						fmt.Fprintf(stdout, "FAIL  %s:%s: %s\n", rec.Tier, rec.Key, res.Error)
-					}
+				if js != nil {
+					return js.elem(res)
 				}
+				var err2 error
+				switch {
+				case res.OK && res.Marker != "":
+					_, err2 = fmt.Fprintf(stdout, "ok    %s:%s (marker %s)\n", rec.Tier, rec.Key, res.Marker)
+				case res.OK:
+					_, err2 = fmt.Fprintf(stdout, "ok    %s:%s\n", rec.Tier, rec.Key)
+				case res.Gone:
+					_, err2 = fmt.Fprintf(stdout, "gone  %s:%s: %s\n", rec.Tier, rec.Key, res.Error)
+				case res.Unreadable:
+					_, err2 = fmt.Fprintf(stdout, "UNREADABLE %s:%s: %s\n", rec.Tier, rec.Key, res.Error)
+				case res.Repair != "":
+					_, err2 = fmt.Fprintf(stdout, "FAIL  %s:%s: %s; repair: %s\n", rec.Tier, rec.Key, res.Error, res.Repair)
+				default:
+					_, err2 = fmt.Fprintf(stdout, "FAIL  %s:%s: %s\n", rec.Tier, rec.Key, res.Error)
+				}
+				return err2
+			})
+			if err != nil {
+				return err
 			}
-			all := recs
-			if tier != "" {
-				if all, err = a.records(cmd.Context(), ""); err != nil {
+			versions, err := a.newVersionView(cmd.Context())
+			if err != nil {
+				return err
+			}
+			checked := verified - gone - unreadable
+			diverged := 0
+			err = a.walkRecords(cmd.Context(), tier, func(rec catalog.Record) error {
+				if once, err := versions.newestOnce(rec, tier); err != nil || !once {
 					return err
 				}
-			}
-			versions := indexVersions(all)
-			seen := map[fileID]bool{}
-			checked := len(results) - gone - unreadable
-			diverged := 0
-			for _, rec := range recs {
-				id := fileID{rec.Source, rec.Rel}
-				if seen[id] || rec.Ver() != versions.newest[id] {
-					continue
-				}
-				seen[id] = true
 				err := a.checkLocal(cmd.Context(), rec)
 				if err != nil && !errors.Is(err, errDiverged) {
 					return err
 				}
 				if err == nil {
-					continue
+					return nil
 				}
 				diverged++
 				msg := strings.TrimPrefix(err.Error(), errDiverged.Error()+": ")
 				res := verifyResult{Tier: rec.Tier, Key: rec.Key, Error: msg, Local: a.localPath(rec.Source, rec.Rel)}
-				results = append(results, res)
-				if !asJSON {
-					fmt.Fprintf(stdout, "DIVERGED  %s: %s\n", res.Local, res.Error)
+				if js != nil {
+					return js.elem(res)
 				}
+				_, err = fmt.Fprintf(stdout, "DIVERGED  %s: %s\n", res.Local, res.Error)
+				return err
+			})
+			if err != nil {
+				return err
 			}
-			if asJSON {
-				if results == nil {
-					results = []verifyResult{}
+			if js != nil {
+				js.close(']')
+				for _, kv := range []struct {
+					k string
+					v int
+				}{{"checked", checked}, {"failed", bad}, {"unreadable", unreadable}, {"gone", gone}, {"diverged", diverged},
+					{"markers_rewritten", rewritten}, {"markers_wrong", badMarkers}, {"repaired", repaired}, {"no_good_copy", noCopy}} {
+					js.key(kv.k)
+					js.value(kv.v)
 				}
-				if err := printJSON(map[string]any{"checked": checked, "failed": bad, "unreadable": unreadable, "gone": gone, "diverged": diverged,
-					"markers_rewritten": rewritten, "markers_wrong": badMarkers, "repaired": repaired, "no_good_copy": noCopy, "results": results}); err != nil {
+				js.close('}')
+				if err := js.end(); err != nil {
 					return err
 				}
 			} else {
