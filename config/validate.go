@@ -160,11 +160,19 @@ func (ck *checker) source(path string, s *Source, names map[string]string) {
 		ck.add(path, "rocketmq settings on a source of layout %q", s.Layout)
 	case s.RocketMQ != nil:
 		r := s.RocketMQ
-		if r.CommitLogFileSize <= 0 {
-			ck.add(path+".commitlog_file_size", "%v: must be positive", r.CommitLogFileSize)
+		switch {
+		case r.CommitLogFileSize <= 0:
+			ck.add(path+".commitlog_file_size", "%v: must be positive: set the broker's mappedFileSizeCommitLog (default 1GiB; commit-log files are named by offset, so it is the gap between two names)", r.CommitLogFileSize)
+		case r.CommitLogFileSize > rocketMQIndexMax:
+			ck.add(path+".commitlog_file_size", "%v: over RocketMQ's limit of %d bytes (mappedFileSizeCommitLog is a Java int): set the broker's mappedFileSizeCommitLog", r.CommitLogFileSize, rocketMQIndexMax)
 		}
-		if r.ConsumeQueueFileSize <= 0 || r.ConsumeQueueFileSize%20 != 0 {
-			ck.add(path+".consumequeue_file_size", "%d: must be a positive multiple of 20 (the consume-queue entry size)", int64(r.ConsumeQueueFileSize))
+		switch cq := int64(r.ConsumeQueueFileSize); {
+		case cq <= 0:
+			ck.add(path+".consumequeue_file_size", "%d: must be positive: set the broker's mappedFileSizeConsumeQueue rounded up to a multiple of 20 (default 6000000: 300,000 entries of 20 bytes)", cq)
+		case cq%20 != 0:
+			ck.add(path+".consumequeue_file_size", "%d: must be a multiple of 20 (the consume-queue entry size): the broker rounds mappedFileSizeConsumeQueue up to one, so set consumequeue_file_size: %d", cq, (cq+19)/20*20)
+		case cq > rocketMQIndexMax:
+			ck.add(path+".consumequeue_file_size", "%d: over RocketMQ's limit of %d bytes (mappedFileSizeConsumeQueue is a Java int)", cq, rocketMQIndexMax)
 		}
 		slotsOK := ck.intRange(path+".index_hash_slots", r.IndexHashSlots, 1, rocketMQIndexMax)
 		itemsOK := ck.intRange(path+".index_items", r.IndexItems, 1, rocketMQIndexMax)

@@ -180,8 +180,8 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if (isPart || isPut) && r.ContentLength > 1024 && p.chance(f.resetUpload, "reset_mid_upload") {
-		_, _ = io.CopyN(io.Discard, r.Body, r.ContentLength/2)
+	if (isPart || isPut) && (r.ContentLength > 1024 || r.ContentLength < 0) && p.chance(f.resetUpload, "reset_mid_upload") {
+		_, _ = io.CopyN(io.Discard, r.Body, max(r.ContentLength/2, 512)) // (aws-chunked bodies have no length)
 		cut(w)
 		return
 	}

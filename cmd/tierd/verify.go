@@ -187,6 +187,10 @@ func (a *app) stillRecorded(ctx context.Context, rec catalog.Record) (bool, erro
 // size, other bytes), as opposed to a store that could not be read.
 var errDiffers = errors.New("object differs from its catalog record")
 
+// errMissing: the tier says the object does not exist. An object store may say so for a
+// moment right after the object was committed (a stale read), so it is asked again.
+var errMissing = fmt.Errorf("%w: object missing", errDiffers)
+
 // verifyTries is how many times verify checks an entry whose object could not be read;
 // the n-th retry waits n × verifyBackoff.
 const (
@@ -194,11 +198,13 @@ const (
 	verifyBackoff = 500 * time.Millisecond
 )
 
-// verifyWithRetries checks rec, again while the store fails to let it read the object.
+// verifyWithRetries checks rec, again while the store fails to let it read the object or
+// says it is missing.
 func (a *app) verifyWithRetries(ctx context.Context, rec catalog.Record) error {
 	var err error
 	for try := 1; try <= verifyTries; try++ {
-		if err = a.verifyRecord(ctx, rec); err == nil || errors.Is(err, errDiffers) || ctx.Err() != nil {
+		err = a.verifyRecord(ctx, rec)
+		if err == nil || ctx.Err() != nil || (errors.Is(err, errDiffers) && (!errors.Is(err, errMissing) || try == verifyTries)) {
 			return err
 		}
 		if try < verifyTries {
@@ -219,9 +225,7 @@ func (a *app) verifyRecord(ctx context.Context, rec catalog.Record) error {
 	}
 	info, err := t.Backend.Stat(ctx, rec.Key)
 	if errors.Is(err, segment.ErrNotFound) {
-		// (A stale 404 comes right after a commit; for an object recorded earlier it is
-		// an answer.)
-		return fmt.Errorf("%w: object missing", errDiffers)
+		return errMissing
 	}
 	if err != nil {
 		return err

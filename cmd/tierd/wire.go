@@ -227,7 +227,7 @@ func (a *app) buildTier(ctx context.Context, t config.Tier) (daemon.Tier, error)
 func (a *app) wrapCodec(t config.Tier, inner segment.Backend) (*codec.Backend, error) {
 	if a.codecs == nil {
 		m := a.cfg.Memory
-		c, err := codec.NewCodecs(codec.CodecsConfig{Encoders: m.Codecs, Decoders: m.Codecs, BufferSize: int(m.BufferSize.Int64())})
+		c, err := codec.NewCodecs(codec.CodecsConfig{Encoders: m.Codecs, Decoders: m.Codecs, Pool: a.pool})
 		if err != nil {
 			return nil, fmt.Errorf("memory.codecs: %w", err)
 		}
@@ -244,6 +244,9 @@ func (a *app) wrapCodec(t config.Tier, inner segment.Backend) (*codec.Backend, e
 			return nil, usagef("tier %s: encryption.key_file: %v", t.Name, err)
 		}
 		cfg.Keys = keys
+		if fi, err := os.Stat(f); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			a.log.Warn("key file is readable by other users: chmod 600 it", zap.String("tier", t.Name), zap.String("key_file", f), zap.Stringer("mode", fi.Mode().Perm()))
+		}
 	}
 	be := codec.New(inner, cfg, a.codecs, a.log.Named("codec").With(zap.String("tier", t.Name)))
 	a.codecTiers[t.Name] = be
