@@ -143,10 +143,10 @@ type ScaleCopy struct {
 // ScaleIdle is a daemon over a store with nothing left to do.
 type ScaleIdle struct {
 	Usage
-	Interval   float64 `json:"interval"`     // scan_interval, seconds
-	FirstScan  float64 `json:"first_scan"`   // seconds from start to the end of its first scan
-	Scans      int     `json:"scans"`        // idle scans measured (after the first)
-	CPUPerScan float64 `json:"cpu_per_scan"` // CPU seconds per idle scan
+	Interval   float64 `json:"interval"`       // scan_interval, seconds
+	FirstScan  float64 `json:"first_scan"`     // seconds from start to the end of its first scan
+	Scans      int     `json:"scans"`          // idle scans measured (after the first)
+	CPUPerScan float64 `json:"cpu_per_scan"`   // CPU seconds per idle scan
 	Note       string  `json:"note,omitempty"` // what went wrong, if anything
 }
 
