@@ -183,18 +183,26 @@ func (c *Catalog) DropDue(d Due) error {
 // WalkAged calls fn for the records of tier in the age index with a segment mtime up to
 // to, oldest first, as WalkDue does.
 func (c *Catalog) WalkAged(tier string, to time.Time, limit int, fn func(Aged) int) error {
+	return c.walkTierTimes(bAge, tier, to, limit, func(at time.Time, key segment.Key) int {
+		return fn(Aged{Tier: tier, ModTime: at, Key: key})
+	})
+}
+
+// walkTierTimes walks an index of bucket keyed tier\x00 T(time) key, for tier, times up
+// to to, oldest first, until fn returns WalkStop or limit entries were seen (limit <= 0:
+// no limit), in one read transaction.
+func (c *Catalog) walkTierTimes(bucket []byte, tier string, to time.Time, limit int, fn func(time.Time, segment.Key) int) error {
 	prefix := append([]byte(tier), 0)
 	end := append(slices.Clone(prefix), timeBytes(to)...)
 	return c.db.View(func(tx *bolt.Tx) error {
-		cur := tx.Bucket(bAge).Cursor()
+		cur := tx.Bucket(bucket).Cursor()
 		seen := 0
 		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
-			if bytes.Compare(k[:len(end)], end) > 0 {
+			if len(k) < len(end) || bytes.Compare(k[:len(end)], end) > 0 {
 				return nil
 			}
 			seen++
-			a := Aged{Tier: tier, ModTime: bytesTime(k[len(prefix):]), Key: segment.Key(k[len(prefix)+8:])}
-			if fn(a) == WalkStop || (limit > 0 && seen >= limit) {
+			if fn(bytesTime(k[len(prefix):]), segment.Key(k[len(prefix)+8:])) == WalkStop || (limit > 0 && seen >= limit) {
 				return nil
 			}
 		}
@@ -245,9 +253,10 @@ func dueTiers(tx *bolt.Tx) []string {
 	return strings.Split(string(v), "\x00")
 }
 
-// addDueTx makes (source, rel) due on every indexed tier that has no record of it.
-func (c *Catalog) addDueTx(tx *bolt.Tx, tiers []string, source, rel, kind string, mtime time.Time) error {
-	key, err := SegmentKey(c.node, source, rel, kind)
+// addDueTx makes (source, rel) due on every indexed tier that has no record of its
+// version of size and mtime (VersionKey).
+func (c *Catalog) addDueTx(tx *bolt.Tx, tiers []string, source, rel, kind string, size int64, mtime time.Time) error {
+	key, _, err := c.versionKeyTx(tx, source, rel, kind, size, mtime)
 	if err != nil {
 		return nil // not a valid key: the daemon reports it when it looks at the file
 	}
@@ -287,7 +296,7 @@ func (c *Catalog) IndexTiers(tiers []string) (bool, error) {
 				return err
 			}
 			if lf.Sealed {
-				if err := c.addDueTx(tx, tiers, string(source), string(rel), lf.Kind, lf.ModTime); err != nil {
+				if err := c.addDueTx(tx, tiers, string(source), string(rel), lf.Kind, lf.Size, lf.ModTime); err != nil {
 					return err
 				}
 			}
@@ -308,11 +317,18 @@ func (c *Catalog) IndexTiers(tiers []string) (bool, error) {
 			if tx.Bucket(bLocal).Get(sr) != nil {
 				continue
 			}
-			rec, err := getTx(tx, string(parts[2]), segment.Key(parts[3]))
+			// The newest version is the one other tiers want.
+			recs, err := holdersTx(tx, string(parts[0]), string(parts[1]))
 			if err != nil {
 				return err
 			}
-			if err := c.addDueTx(tx, tiers, rec.Source, rec.Rel, rec.Kind, rec.SegmentModTime); err != nil {
+			rec := recs[0]
+			for _, r := range recs {
+				if r.Ver() > rec.Ver() {
+					rec = r
+				}
+			}
+			if err := c.addDueTx(tx, tiers, rec.Source, rec.Rel, rec.Kind, rec.LocalSize, rec.SegmentModTime); err != nil {
 				return err
 			}
 		}

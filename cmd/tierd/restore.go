@@ -4,14 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 
+	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/compactor"
 	"github.com/tierd/tierd/config"
 	"github.com/tierd/tierd/daemon"
@@ -234,8 +236,18 @@ func rehydrateObject(ctx context.Context, a *app, t daemon.Tier, info segment.In
 		}
 		return fmt.Errorf("restore %s: %w", info.Key, err)
 	}
+	dst := filepath.Join(dir, filepath.FromSlash(rel))
 	fmt.Fprintf(stdout, "%s:%s -> %s (rehydrated IndexFile: %d items, %d slots x %d items from %s, %s, crc32c %08x, %d passes in %.2fs)\n",
-		t.Name, info.Key, filepath.Join(dir, filepath.FromSlash(rel)), res.Entries, slots, items, from, humanBytes(res.Size), res.CRC32C, res.Passes, res.Time.Seconds())
+		t.Name, info.Key, dst, res.Entries, slots, items, from, humanBytes(res.Size), res.CRC32C, res.Passes, res.Time.Seconds())
+	// The original's mtime, as the catalog recorded it: restored into the broker's store,
+	// the file is then the version the tiers hold, not a change to offload again.
+	if mtime, err := recordedModTime(ctx, a, t.Name, info.Key); err != nil {
+		a.log.Warn("cannot read the catalog: the rehydrated file keeps the time it was written", zap.Error(err))
+	} else if !mtime.IsZero() {
+		if err := os.Chtimes(dst, mtime, mtime); err != nil {
+			return fmt.Errorf("restore %s: set mtime: %w", info.Key, err)
+		}
+	}
 	if slots != h.SourceSlots || items != h.SourceItems {
 		fmt.Fprintf(stdout, "note: the original IndexFile had %d slots x %d items; the rehydrated one has the geometry of %s\n", h.SourceSlots, h.SourceItems, from)
 	}
@@ -243,7 +255,7 @@ func rehydrateObject(ctx context.Context, a *app, t daemon.Tier, info segment.In
 }
 
 // localCopy copies the object r into an unlinked temp file under dir, checking its
-// CRC-32C against info's, through one pool buffer.
+// CRC-32C against info's, through pool buffers (segment.Copy).
 func localCopy(ctx context.Context, a *app, r segment.Reader, info segment.Info, dir string) (*os.File, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create %q: %w", dir, err)
@@ -257,26 +269,10 @@ func localCopy(ctx context.Context, a *app, r segment.Reader, info segment.Info,
 		f.Close()
 		return nil, fmt.Errorf("cannot unlink %q: %w", f.Name(), err)
 	}
-	b, err := a.pool.Get(ctx)
+	crc, err := segment.Copy(ctx, tempFile{f}, r, info.Size, a.pool)
 	if err != nil {
 		f.Close()
-		return nil, err
-	}
-	defer b.Release()
-	buf := b.Bytes()
-	var crc uint32
-	for off := int64(0); off < info.Size; {
-		p := buf[:min(int64(len(buf)), info.Size-off)]
-		if _, err := r.ReadAt(p, off); err != nil && !(errors.Is(err, io.EOF) && off+int64(len(p)) == info.Size) {
-			f.Close()
-			return nil, fmt.Errorf("read %s at %d: %w", info.Key, off, err)
-		}
-		crc = crc32.Update(crc, segment.Castagnoli, p)
-		if _, err := f.Write(p); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("cannot write %q: %w", f.Name(), err)
-		}
-		off += int64(len(p))
+		return nil, fmt.Errorf("copy %s into %q: %w", info.Key, f.Name(), err)
 	}
 	if crc != info.CRC32C {
 		f.Close()
@@ -284,6 +280,31 @@ func localCopy(ctx context.Context, a *app, r segment.Reader, info segment.Info,
 	}
 	return f, nil
 }
+
+// recordedModTime returns the local file's mtime the catalog records for key on tier,
+// zero if it has no record.
+func recordedModTime(ctx context.Context, a *app, tier string, key segment.Key) (time.Time, error) {
+	var mtime time.Time
+	errFound := errors.New("found")
+	err := a.walkRecords(ctx, tier, func(r catalog.Record) error {
+		if r.Key != key {
+			return nil
+		}
+		mtime = r.SegmentModTime
+		return errFound
+	})
+	if err != nil && !errors.Is(err, errFound) {
+		return time.Time{}, err
+	}
+	return mtime, nil
+}
+
+// tempFile is an unlinked temp file as a segment.Writer: there is nothing to commit or
+// abort (closing it frees it).
+type tempFile struct{ *os.File }
+
+func (tempFile) Commit(context.Context) error { return nil }
+func (tempFile) Abort() error                 { return nil }
 
 // rocketMQSource returns the settings of the config's rocketmq source named name, or nil.
 func rocketMQSource(cfg *config.Config, name string) *config.RocketMQSource {
