@@ -24,6 +24,7 @@ type metrics struct {
 	deletedLocal      *prometheus.CounterVec
 	expired           *prometheus.CounterVec
 	recoveryPending   prometheus.Gauge
+	scrub             *prometheus.CounterVec
 }
 
 func newMetrics(d *Daemon, pool *bufpool.Pool) *metrics {
@@ -42,7 +43,8 @@ func newMetrics(d *Daemon, pool *bufpool.Pool) *metrics {
 	m.deletedLocal = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tierd_local_deleted_segments_total", Help: "Local segments deleted by the local delete policy."}, []string{"source"})
 	m.expired = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tierd_expired_objects_total", Help: "Objects deleted from a tier by retention (why: retain_for or max_bytes)."}, []string{"tier", "why"})
 	m.recoveryPending = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tierd_recovery_pending", Help: "Interrupted jobs of the previous run not settled yet, plus tiers not reconciled yet after a crash (their store could not be reached, or their lease was not ours)."})
-	for _, c := range []prometheus.Collector{m.recoveryPending, m.expired, m.offloadedBytes, m.offloadedSegments, m.errors, m.retries, m.inFlight, m.tierUsed, m.tierPaused, m.sealed, m.skippedFiles, m.scanSeconds, m.deletedLocal} {
+	m.scrub = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tierd_scrub_objects_total", Help: "Objects the periodic scrub looked at, by outcome: checked, unreadable, marker_rewritten, repaired (bad bytes removed, offloaded again), no_good_copy (bad bytes and no good copy left: an alarm)."}, []string{"tier", "outcome"})
+	for _, c := range []prometheus.Collector{m.scrub, m.recoveryPending, m.expired, m.offloadedBytes, m.offloadedSegments, m.errors, m.retries, m.inFlight, m.tierUsed, m.tierPaused, m.sealed, m.skippedFiles, m.scanSeconds, m.deletedLocal} {
 		f(c)
 	}
 	f(poolCollector{pool})
