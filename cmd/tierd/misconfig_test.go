@@ -51,7 +51,7 @@ func TestMisconfiguredSources(t *testing.T) {
 		}
 		code, out, errs = cli(t, context.Background(), "-c", w.cfg, "scan")
 		check("scan", code, exitFailed, out+errs)
-		code, out, errs = cli(t, context.Background(), "-c", w.cfg, "scan", "--json")
+		code, out, _ = cli(t, context.Background(), "-c", w.cfg, "scan", "--json")
 		check("scan --json", code, exitFailed, out)
 		code, out, errs = cli(t, context.Background(), "-c", w.cfg, "run", "--once")
 		check("run --once", code, exitFailed, out+errs)
