@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tierd/tierd/index"
 	"github.com/tierd/tierd/devtools/brokersim"
+	"github.com/tierd/tierd/index"
 )
 
 // TestRestoreCompactedIndex: run --once offloads a brokersim store's sealed IndexFiles
