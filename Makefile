@@ -42,9 +42,11 @@ demo:
 ## fuzz pass of every Fuzz target.
 check: lint test
 
-## test: every test under the race detector, then every Fuzz target for 5 s.
+## test: every test under the race detector (the failpoint package's own test also with its
+## build tag; the reliability tests build tierd with it), then every Fuzz target for 5 s.
 test: tools
 	$(GO) test -race -timeout 40m $(PKGS)
+	$(GO) test -race -tags failpoint ./internal/failpoint
 	$(MAKE) fuzz FUZZTIME=5s
 
 race: tools
