@@ -69,11 +69,15 @@ vulncheck: govulncheck
 	fi; exit $$rc
 
 ## reliability: the crash harness with 200 SIGKILLs (make check runs 20), and the other
-## reliability tests (outages, full tier, bad input, security). KILLS and SEED change them.
+## reliability tests (outages, a flaky store through a fault proxy, full tier, bad input,
+## security). KILLS, SEED, FLAKY_FOR (each fault scenario; make check: 8s) and LONG_OUTAGE
+## (MinIO stopped; make check: 25s) change them.
 KILLS ?= 200
 SEED  ?= 0
+FLAKY_FOR   ?= 60s
+LONG_OUTAGE ?= 2m
 reliability: tools
-	$(GO) test -race -timeout 150m -count=1 -v ./reliability -kills $(KILLS) -seed $(SEED)
+	$(GO) test -race -timeout 150m -count=1 -v ./reliability -kills $(KILLS) -seed $(SEED) -flaky-for $(FLAKY_FOR) -long-outage $(LONG_OUTAGE)
 
 ## bench: the speed and memory benchmarks (large files; see README "Benchmarks").
 bench:

@@ -9,7 +9,14 @@
 //     the job is recorded (Commit) or undone (Finish), so intents found at start are exactly
 //     the jobs a crash interrupted (DESIGN.md invariant 4);
 //   - the abort marker state_dir/abort, present while a run is in progress, so the next
-//     start knows the previous one did not exit cleanly and reconciles (invariant 5).
+//     start knows the previous one did not exit cleanly and reconciles (invariant 5);
+//   - the local state the scans keep (local.go: closed files per sequence directory, with
+//     the size and mtime seen and whether they are sealed) and the indexes planning reads
+//     (index.go: copies due per tier, records per tier by age, sealed local files by age,
+//     per-tier counters), each written in the transaction that changes what it follows,
+//     so that nothing the daemon keeps in memory grows with the number of files or
+//     records (invariant 9). Listings (WalkRecords, WalkLocal, Dump) read a page at a
+//     time.
 //
 // Every write is durable when it returns (bbolt fsyncs each commit). Next to each object
 // the pipeline stores a small marker object (WriteMarker, MarkerKey) holding the object's

@@ -181,3 +181,87 @@ func (c *Catalog) Commit(rec Record, intentID uint64) error {
 	}
 	return nil
 }
+
+// BeginAll journals every intent of ins in one transaction (one fsync for a batch of
+// jobs) and returns them with their IDs, as Begin does for one.
+func (c *Catalog) BeginAll(ins []Intent) ([]Intent, error) {
+	out := make([]Intent, len(ins))
+	now := time.Now().UTC()
+	for i, in := range ins {
+		if err := in.validate(); err != nil {
+			return nil, fmt.Errorf("begin intent: %w", err)
+		}
+		if in.Started.IsZero() {
+			in.Started = now
+		}
+		in.Started = in.Started.UTC()
+		out[i] = in
+	}
+	err := c.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bIntents)
+		for i := range out {
+			id, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			out[i].ID = id
+			if err := putIntent(b, out[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("begin %d intents: %w", len(ins), err)
+	}
+	return out, nil
+}
+
+// CommitAll records recs, removing intent intentIDs[i] with recs[i], and removes the
+// intents of finish (jobs of the batch that failed), all in one transaction: the group
+// commit of a batch of jobs. It fails, changing nothing, if any intent of intentIDs is
+// missing or for another tier or key.
+func (c *Catalog) CommitAll(recs []Record, intentIDs []uint64, finish []uint64) error {
+	if len(recs) != len(intentIDs) {
+		return fmt.Errorf("BUG: commit %d records with %d intents", len(recs), len(intentIDs))
+	}
+	vals := make([][]byte, len(recs))
+	for i, rec := range recs {
+		if rec.Tier == "" {
+			return fmt.Errorf("commit record %s: no tier", rec.Key)
+		}
+		v, err := encodeRecord(rec)
+		if err != nil {
+			return fmt.Errorf("commit record %s on tier %s: %w", rec.Key, rec.Tier, err)
+		}
+		vals[i] = v
+	}
+	err := c.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bIntents)
+		for i, rec := range recs {
+			in, err := getIntent(b, intentIDs[i])
+			if err != nil {
+				return err
+			}
+			if in.Tier != rec.Tier || in.Key != rec.Key {
+				return fmt.Errorf("intent %d is for %s on tier %s, not %s on %s", intentIDs[i], in.Key, in.Tier, rec.Key, rec.Tier)
+			}
+			if err := putTx(tx, rec, vals[i]); err != nil {
+				return err
+			}
+			if err := b.Delete(intentKey(intentIDs[i])); err != nil {
+				return err
+			}
+		}
+		for _, id := range finish {
+			if err := b.Delete(intentKey(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("commit %d records: %w", len(recs), err)
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -182,4 +183,37 @@ func TestAbortMarker(t *testing.T) {
 	c.Close()
 	c = openT(t, dir, testNode)
 	f(false)
+}
+
+// TestBeginCommitAll: a batch's intents are journaled together, its records committed
+// together with their intents cleared, and its failed intents finished in the same step.
+func TestBeginCommitAll(t *testing.T) {
+	c := openT(t, t.TempDir(), testNode)
+	var ins []Intent
+	var recs []Record
+	for i := range 3 {
+		r := testRecord("hdd", "rmq", fmt.Sprintf("commitlog/%d", i), i)
+		recs = append(recs, r)
+		ins = append(ins, Intent{Tier: r.Tier, Key: r.Key, Source: r.Source, Rel: r.Rel, Op: OpOffload})
+	}
+	got, err := c.BeginAll(ins)
+	if err != nil || len(got) != 3 || got[0].ID == got[1].ID {
+		t.Fatalf("BeginAll: %+v %v", got, err)
+	}
+	// A record paired with the wrong intent fails the whole commit.
+	if err := c.CommitAll(recs[:2], []uint64{got[1].ID, got[0].ID}, nil); err == nil {
+		t.Fatal("CommitAll with swapped intents succeeded")
+	}
+	if l, _ := c.List("hdd"); len(l) != 0 {
+		t.Fatalf("a failed CommitAll recorded %d records", len(l))
+	}
+	if err := c.CommitAll(recs[:2], []uint64{got[0].ID, got[1].ID}, []uint64{got[2].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := c.List("hdd"); len(l) != 2 {
+		t.Fatalf("%d records after CommitAll", len(l))
+	}
+	if left, _ := c.Intents(); len(left) != 0 {
+		t.Fatalf("intents left: %+v", left)
+	}
 }

@@ -240,3 +240,34 @@ func checkTierKey(tier string, key segment.Key) error {
 	}
 	return key.Valid()
 }
+
+// HoldersUnder returns the record of every tier holding a copy of a local file of source
+// whose path starts with relPrefix (e.g. one Kafka partition directory, "topic-0/"),
+// sorted by file, then tier, then key. It reads the Holders index: its cost is the
+// number of records under the prefix, not in the catalog.
+func (c *Catalog) HoldersUnder(source, relPrefix string) ([]Record, error) {
+	if err := checkSource(source); err != nil {
+		return nil, fmt.Errorf("holders: %w", err)
+	}
+	prefix := []byte(source + "\x00" + relPrefix)
+	var recs []Record
+	err := c.db.View(func(tx *bolt.Tx) error {
+		cur := tx.Bucket(bHolders).Cursor()
+		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+			parts := bytes.SplitN(k, []byte{0}, 4)
+			if len(parts) != 4 {
+				return fmt.Errorf("holders entry %q is corrupt", k)
+			}
+			rec, err := getTx(tx, string(parts[2]), segment.Key(parts[3]))
+			if err != nil {
+				return fmt.Errorf("holders index of %s/%s: %w", source, parts[1], err)
+			}
+			recs = append(recs, rec)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("holders of %s/%s*: %w", source, relPrefix, err)
+	}
+	return recs, nil
+}

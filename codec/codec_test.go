@@ -32,9 +32,14 @@ func testPool(t testing.TB, bufSize int64, n int64) *bufpool.Pool {
 	return p
 }
 
-func testCodecs(t testing.TB, bufSize, frame int) *Codecs {
+// testCodecs makes Codecs with 2 encoders and decoders over pool (a new pool of four
+// bufSize buffers if nil).
+func testCodecs(t testing.TB, pool *bufpool.Pool, bufSize, frame int) *Codecs {
 	t.Helper()
-	c, err := NewCodecs(CodecsConfig{Encoders: 2, Decoders: 2, BufferSize: bufSize, FrameSize: frame})
+	if pool == nil {
+		pool = testPool(t, int64(bufSize), 4)
+	}
+	c, err := NewCodecs(CodecsConfig{Encoders: 2, Decoders: 2, Pool: pool, FrameSize: frame})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +108,7 @@ func TestConformance(t *testing.T) {
 		for iname, inner := range inners {
 			t.Run(iname+"/"+name, func(t *testing.T) {
 				pool := testPool(t, 64<<10, 4)
-				codecs := testCodecs(t, 64<<10, testFrame)
+				codecs := testCodecs(t, pool, 64<<10, testFrame)
 				segmenttest.Run(t, segmenttest.Harness{
 					Pool: pool,
 					New:  func(t *testing.T) segment.Backend { return New(inner(t), cfg, codecs, zap.NewNop()) },
@@ -156,7 +161,7 @@ func textBody(n int) []byte {
 
 func TestCompresses(t *testing.T) {
 	inner := newMemBackend()
-	b := New(inner, Config{Compression: CompressZstd}, testCodecs(t, 64<<10, 64<<10), zap.NewNop())
+	b := New(inner, Config{Compression: CompressZstd}, testCodecs(t, nil, 64<<10, 64<<10), zap.NewNop())
 	text := textBody(1 << 20)
 	random := segmenttest.Data(1, 1<<20)
 	put(t, b, "text", text)
@@ -191,7 +196,7 @@ func TestNoPlaintextOnTier(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b := New(pb, Config{Compression: c, Keys: keys}, testCodecs(t, 64<<10, testFrame), zap.NewNop())
+			b := New(pb, Config{Compression: c, Keys: keys}, testCodecs(t, nil, 64<<10, testFrame), zap.NewNop())
 			var data []byte
 			for len(data) < 200<<10 {
 				data = append(data, body...)
@@ -231,7 +236,7 @@ func TestWrongOrMissingKey(t *testing.T) {
 	other, _ := testKeys(t, "k1") // same id, other bytes
 	k2, _ := testKeys(t, "k2")
 	inner := newMemBackend()
-	codecs := testCodecs(t, 64<<10, testFrame)
+	codecs := testCodecs(t, nil, 64<<10, testFrame)
 	data := textBody(50 << 10)
 	put(t, New(inner, Config{Compression: CompressZstd, Keys: keys}, codecs, zap.NewNop()), "obj", data)
 	f := func(name string, cfg Config, want string) {
@@ -251,7 +256,7 @@ func TestWrongOrMissingKey(t *testing.T) {
 func TestTamper(t *testing.T) {
 	keys, _ := testKeys(t, "k1")
 	inner := newMemBackend()
-	b := New(inner, Config{Keys: keys}, testCodecs(t, 64<<10, testFrame), zap.NewNop())
+	b := New(inner, Config{Keys: keys}, testCodecs(t, nil, 64<<10, testFrame), zap.NewNop())
 	data := segmenttest.Data(3, 5*testFrame)
 	put(t, b, "a", data)
 	put(t, b, "b", data)
@@ -307,7 +312,7 @@ func TestRekey(t *testing.T) {
 		return k
 	}
 	inner := newMemBackend()
-	codecs := testCodecs(t, 64<<10, testFrame)
+	codecs := testCodecs(t, nil, 64<<10, testFrame)
 	data := textBody(30 << 10)
 	put(t, New(inner, Config{Compression: CompressZstd, Keys: load(k1)}, codecs, zap.NewNop()), "x/obj", data)
 	before := bytes.Clone(inner.raw("x/obj"))
@@ -360,7 +365,7 @@ func TestRangedReadFetchesTwoFrames(t *testing.T) {
 	keys, _ := testKeys(t, "k1")
 	inner := newMemBackend()
 	pool := testPool(t, 8<<20, 4)
-	codecs := testCodecs(t, 8<<20, DefaultFrameSize)
+	codecs := testCodecs(t, pool, 8<<20, DefaultFrameSize)
 	b := New(inner, Config{Compression: CompressZstd, Keys: keys}, codecs, zap.NewNop())
 	const size = 1 << 30
 	chunk := textBody(8 << 20)
@@ -407,4 +412,54 @@ func TestRangedReadFetchesTwoFrames(t *testing.T) {
 	}
 	t.Logf("1 GiB object stored in %d bytes; Open read %d bytes; a 4 KiB read across a frame boundary fetched %d bytes in %d reads",
 		len(inner.raw("big")), meta, fetched, inner.reads.Load())
+}
+
+// TestTierToTierCopy copies an object from an encrypted, compressed tier to a plain tier
+// and to a tier with another key, as the daemon moves segments (a reader of one tier
+// into segment.Copy to the other): each tier holds its own encoding of the plaintext.
+func TestTierToTierCopy(t *testing.T) {
+	k1, _ := testKeys(t, "k1")
+	k2, _ := testKeys(t, "other")
+	pool := testPool(t, 64<<10, 4)
+	codecs := testCodecs(t, pool, 64<<10, testFrame)
+	memA, memPlain, memB := newMemBackend(), newMemBackend(), newMemBackend()
+	a := New(memA, Config{Compression: CompressZstd, Keys: k1}, codecs, zap.NewNop())
+	b := New(memB, Config{Keys: k2}, codecs, zap.NewNop())
+	data := textBody(10*testFrame + 123)
+	put(t, a, "seg", data)
+	ctx := ctxT(t)
+	for name, to := range map[string]segment.Backend{"plain": memPlain, "other key": b} {
+		r, err := a.Open(ctx, "seg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := to.Create(ctx, "seg", r.Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		crc, err := segment.Copy(ctx, w, r, r.Size(), pool)
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if crc != crc32c(data) {
+			t.Fatalf("%s: copy CRC %08x, want %08x", name, crc, crc32c(data))
+		}
+		got, err := get(t, to, "seg")
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%s: read back differs (%v)", name, err)
+		}
+	}
+	if !bytes.Equal(memPlain.raw("seg"), data) {
+		t.Fatal("the plain tier does not hold the plaintext")
+	}
+	if bytes.Equal(memB.raw("seg")[HeaderSize:HeaderSize+100], memA.raw("seg")[HeaderSize:HeaderSize+100]) {
+		t.Fatal("the other tier holds the first tier's encoding")
+	}
+	if _, err := get(t, New(memB, Config{Keys: k1}, codecs, zap.NewNop()), "seg"); !errors.Is(err, ErrKey) {
+		t.Fatalf("the copy opens with the first tier's key: %v", err)
+	}
 }

@@ -131,7 +131,7 @@ func FuzzFrames(f *testing.F) {
 		}
 		f.Add(o, uint8(len(keyFiles)))
 	}
-	codecs := testCodecs(f, 64<<10, testFrame)
+	codecs := testCodecs(f, nil, 64<<10, testFrame)
 	f.Fuzz(func(t *testing.T, obj []byte, keySel uint8) {
 		cfg := Config{}
 		if keySel > 0 && int(keySel) <= len(keyFiles) {

@@ -34,7 +34,7 @@ var goldenCases = []struct {
 const goldenKey segment.Key = "node-1/src/commitlog/00000000000000000000"
 
 func TestGolden(t *testing.T) {
-	codecs := testCodecs(t, 64<<10, testFrame)
+	codecs := testCodecs(t, nil, 64<<10, testFrame)
 	for _, c := range goldenCases {
 		dir := filepath.Join("testdata", c.name)
 		if *update {

@@ -23,6 +23,8 @@ type memBackend struct {
 	// requested counts the bytes asked for by ReadAt calls on every reader.
 	requested atomic.Int64
 	reads     atomic.Int64
+	// stored counts the bytes written (discard's Writers only).
+	stored atomic.Int64
 }
 
 type memObject struct {

@@ -45,9 +45,14 @@ func readObject(r segment.Reader, key segment.Key) (object, error) {
 	if err := readFull(r, tail, size-int64(len(tail))); err != nil {
 		return o, fmt.Errorf("open %s: read footer: %w", key, err)
 	}
-	head := make([]byte, min(size, HeaderSize))
-	if err := readFull(r, head, 0); err != nil {
-		return o, fmt.Errorf("open %s: read header: %w", key, err)
+	var head []byte
+	if int64(len(tail)) == size { // a small object: the tail is all of it
+		head = tail[:min(size, HeaderSize)]
+	} else {
+		head = make([]byte, HeaderSize)
+		if err := readFull(r, head, 0); err != nil {
+			return o, fmt.Errorf("open %s: read header: %w", key, err)
+		}
 	}
 	if !hasFooterMagic(tail) && (len(head) < 8 || string(head[:8]) != string(headerMagic[:])) {
 		o.legacy = true

@@ -5,8 +5,10 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 
 	"github.com/tierd/tierd/segment"
 )
@@ -22,10 +24,12 @@ type writer struct {
 	hdr   []byte
 	aead  cipher.AEAD // nil when not encrypting
 
-	e       *encoder // nil until the first Write
-	staged  int      // plaintext bytes of the current frame in e.plain
-	outN    int      // bytes in e.out
-	frame   int64    // the next frame to encode
+	e       *encoder  // nil until the first Write
+	out     outBuffer // with e
+	pulled  bool      // WriteFrom was called
+	staged  int       // plaintext bytes of the current frame in e.plain
+	outN    int       // bytes in e.out
+	frame   int64     // the next frame to encode
 	index   []byte
 	written int64
 	crc     uint32
@@ -33,7 +37,10 @@ type writer struct {
 	done    bool
 }
 
-var _ segment.Checksummer = (*writer)(nil)
+var (
+	_ segment.Checksummer  = (*writer)(nil)
+	_ segment.SourceWriter = (*writer)(nil)
+)
 
 // Create implements segment.Backend: the inner object's size is exact when frames are
 // not compressed, and segment.UnknownSize otherwise.
@@ -99,17 +106,62 @@ func (w *writer) usable(op string) error {
 	return nil
 }
 
-// start takes an encoder and emits the header.
+// start takes an encoder, then an output buffer (see Codecs), and emits the header.
+// Waiting for an encoder, a Writer holds no buffer of its own: the pool stays free for
+// the writers that upload.
 func (w *writer) start() error {
 	if w.e != nil {
 		return nil
 	}
-	e, err := w.b.codecs.getEncoder(w.ctx)
+	c := w.b.codecs
+	e, err := c.getEncoder(w.ctx)
 	if err != nil {
 		return fmt.Errorf("write %s: wait for an encoder: %w", w.key, err)
 	}
 	w.e = e
+	if w.out, err = c.getOut(w.ctx); err != nil {
+		return fmt.Errorf("write %s: wait for a buffer: %w", w.key, err)
+	}
 	return w.emit(w.hdr)
+}
+
+// WriteFrom implements segment.SourceWriter: it reads the source frame by frame straight
+// into the encoder's frame buffer (page-aligned, for O_DIRECT sources) and returns the
+// plaintext's CRC-32C. Call it holding no pool buffer (segment.Copy does).
+func (w *writer) WriteFrom(src io.ReaderAt) (uint32, error) {
+	if err := w.usable("write"); err != nil {
+		return 0, err
+	}
+	if w.pulled || w.written > 0 || w.h.Size < 0 {
+		return 0, fmt.Errorf("write %s: WriteFrom after Write, or of an object of unknown size", w.key)
+	}
+	w.pulled = true
+	if err := w.start(); err != nil {
+		w.err = err
+		return 0, err
+	}
+	for w.written < w.h.Size {
+		if err := w.ctx.Err(); err != nil {
+			w.err = fmt.Errorf("write %s: %w", w.key, err)
+			return 0, w.err
+		}
+		p := w.e.plain[:w.h.frameLen(w.frame)]
+		n, err := src.ReadAt(p, w.written)
+		if n < len(p) {
+			if err == nil || errors.Is(err, io.EOF) {
+				err = segment.ErrSourceChanged
+			}
+			w.err = fmt.Errorf("write %s: read source at %d: %w", w.key, w.written+int64(n), err)
+			return 0, w.err
+		}
+		w.crc = crc32.Update(w.crc, segment.Castagnoli, p)
+		if err := w.encode(p); err != nil {
+			w.err = err
+			return 0, err
+		}
+		w.written += int64(len(p))
+	}
+	return w.crc, nil
 }
 
 // Write implements segment.Writer.
@@ -120,6 +172,9 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.h.Size >= 0 && int64(len(p)) > w.h.Size-w.written {
 		w.err = fmt.Errorf("write %s: %d bytes at offset %d overrun the object's %d bytes", w.key, len(p), w.written, w.h.Size)
 		return 0, w.err
+	}
+	if w.pulled {
+		return 0, fmt.Errorf("write %s: Write after WriteFrom", w.key)
 	}
 	if err := w.start(); err != nil {
 		w.err = err
@@ -176,7 +231,7 @@ func (w *writer) encode(pt []byte) error {
 
 // emit appends p to the output buffer, handing it to the inner Writer whenever it is full.
 func (w *writer) emit(p []byte) error {
-	out := w.e.out.Bytes()
+	out := w.out.Bytes()
 	for len(p) > 0 {
 		n := copy(out[w.outN:], p)
 		w.outN += n
@@ -232,12 +287,16 @@ func (w *writer) finish(ctx context.Context) error {
 	if err := w.emit(f.marshal()); err != nil {
 		return err
 	}
+	// Encoded: the encoder can serve another object while this one's tail uploads.
+	w.b.codecs.putEncoder(w.e)
+	w.e = nil
 	if w.outN > 0 {
-		if _, err := w.inner.Write(w.e.out.Bytes()[:w.outN]); err != nil {
+		if _, err := w.inner.Write(w.out.Bytes()[:w.outN]); err != nil {
 			return err
 		}
 		w.outN = 0
 	}
+	w.release()
 	return w.inner.Commit(ctx)
 }
 
@@ -252,6 +311,10 @@ func (w *writer) Abort() error {
 }
 
 func (w *writer) release() {
+	if w.out.Buffer != nil {
+		w.b.codecs.putOut(w.out)
+		w.out = outBuffer{}
+	}
 	if w.e != nil {
 		w.b.codecs.putEncoder(w.e)
 		w.e = nil

@@ -127,7 +127,7 @@ func (c *compaction) plan(bufs []*bufpool.Buffer, size int64) ([]*bufpool.Buffer
 	// The map holds a byte per record slot of a window of wb buffers.
 	sideNeed := func(wb int) int { return int(min(int64(wb*bsize), size)/int64(recSize)) + 2 }
 	wb, side := min(need, avail), []byte(nil)
-	if c.scratch != nil && c.staging != nil && pmap != nil && c.n > 0 {
+	if c.scratch != nil && pmap != nil && c.n > 0 {
 		c.pmap = make16(pmap)
 		inWork := min(need, avail)
 		for inWork > 0 && sideNeed(inWork) > len(a.b) && sideNeed(inWork) > maxHeapRead {

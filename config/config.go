@@ -183,6 +183,10 @@ type S3Tier struct {
 	PartSize        Size     `yaml:"part_size" json:"part_size"`
 	PartConcurrency int      `yaml:"part_concurrency" json:"part_concurrency"`
 	ReapAfter       Duration `yaml:"reap_after" json:"reap_after"`
+	// RequestTimeout is the deadline of one request to the store; transfers add their
+	// size at MinTransferRate.
+	RequestTimeout  Duration `yaml:"request_timeout" json:"request_timeout"`
+	MinTransferRate Rate     `yaml:"min_transfer_rate" json:"min_transfer_rate"`
 }
 
 // UsePathStyle reports whether requests address the bucket in the path rather than the

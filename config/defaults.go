@@ -63,6 +63,8 @@ func (s *S3Tier) setDefaults() {
 	s.SSE = SSENone
 	s.PartConcurrency = 4
 	s.ReapAfter = Duration(24 * time.Hour)
+	s.RequestTimeout = Duration(30 * time.Second)
+	s.MinTransferRate = 1 << 20
 }
 
 // finish applies the defaults that depend on other fields, after decoding.

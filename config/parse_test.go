@@ -79,7 +79,7 @@ func TestDefaults(t *testing.T) {
 				Name: "s3", Type: TierS3, RetainFor: Never, SupersededRetainFor: DefaultSupersededRetainFor, Concurrency: 2, Compression: CompressionNone,
 				S3: &S3Tier{
 					Driver: DriverAWS, Region: "us-east-1", Bucket: "bkt", PathStyle: &no, SSE: SSENone,
-					PartSize: 8 * MiB, PartConcurrency: 4, ReapAfter: Duration(24 * time.Hour),
+					PartSize: 8 * MiB, PartConcurrency: 4, ReapAfter: Duration(24 * time.Hour), RequestTimeout: Duration(30 * time.Second), MinTransferRate: 1 << 20,
 				},
 			},
 			{
@@ -87,7 +87,7 @@ func TestDefaults(t *testing.T) {
 				S3: &S3Tier{
 					Driver: DriverAWS, Endpoint: "http://127.0.0.1:9000", Region: "us-east-1", Bucket: "bkt",
 					PathStyle: &yes, SSE: SSENone,
-					PartSize: 8 * MiB, PartConcurrency: 4, ReapAfter: Duration(24 * time.Hour),
+					PartSize: 8 * MiB, PartConcurrency: 4, ReapAfter: Duration(24 * time.Hour), RequestTimeout: Duration(30 * time.Second), MinTransferRate: 1 << 20,
 				},
 			},
 		},

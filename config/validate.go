@@ -160,11 +160,19 @@ func (ck *checker) source(path string, s *Source, names map[string]string) {
 		ck.add(path, "rocketmq settings on a source of layout %q", s.Layout)
 	case s.RocketMQ != nil:
 		r := s.RocketMQ
-		if r.CommitLogFileSize <= 0 {
-			ck.add(path+".commitlog_file_size", "%v: must be positive", r.CommitLogFileSize)
+		switch {
+		case r.CommitLogFileSize <= 0:
+			ck.add(path+".commitlog_file_size", "%v: must be positive: set the broker's mappedFileSizeCommitLog (default 1GiB; commit-log files are named by offset, so it is the gap between two names)", r.CommitLogFileSize)
+		case r.CommitLogFileSize > rocketMQIndexMax:
+			ck.add(path+".commitlog_file_size", "%v: over RocketMQ's limit of %d bytes (mappedFileSizeCommitLog is a Java int): set the broker's mappedFileSizeCommitLog", r.CommitLogFileSize, rocketMQIndexMax)
 		}
-		if r.ConsumeQueueFileSize <= 0 || r.ConsumeQueueFileSize%20 != 0 {
-			ck.add(path+".consumequeue_file_size", "%d: must be a positive multiple of 20 (the consume-queue entry size)", int64(r.ConsumeQueueFileSize))
+		switch cq := int64(r.ConsumeQueueFileSize); {
+		case cq <= 0:
+			ck.add(path+".consumequeue_file_size", "%d: must be positive: set the broker's mappedFileSizeConsumeQueue rounded up to a multiple of 20 (default 6000000: 300,000 entries of 20 bytes)", cq)
+		case cq%20 != 0:
+			ck.add(path+".consumequeue_file_size", "%d: must be a multiple of 20 (the consume-queue entry size): the broker rounds mappedFileSizeConsumeQueue up to one, so set consumequeue_file_size: %d", cq, (cq+19)/20*20)
+		case cq > rocketMQIndexMax:
+			ck.add(path+".consumequeue_file_size", "%d: over RocketMQ's limit of %d bytes (mappedFileSizeConsumeQueue is a Java int)", cq, rocketMQIndexMax)
 		}
 		slotsOK := ck.intRange(path+".index_hash_slots", r.IndexHashSlots, 1, rocketMQIndexMax)
 		itemsOK := ck.intRange(path+".index_items", r.IndexItems, 1, rocketMQIndexMax)
@@ -223,11 +231,11 @@ func (ck *checker) tier(path string, t *Tier, c *Config, names map[string]string
 			ck.add(path, "type s3 needs its settings (Tier.S3 is nil)")
 			return
 		}
-		ck.s3(path, t.S3, c)
+		ck.s3(path, t, t.S3, c)
 	}
 }
 
-func (ck *checker) s3(path string, s *S3Tier, c *Config) {
+func (ck *checker) s3(path string, t *Tier, s *S3Tier, c *Config) {
 	https := false
 	if s.Endpoint != "" {
 		https = ck.endpoint(path+".endpoint", s.Endpoint)
@@ -283,6 +291,17 @@ func (ck *checker) s3(path string, s *S3Tier, c *Config) {
 	ck.intRange(path+".part_concurrency", s.PartConcurrency, 1, 64)
 	if ck.duration(path+".reap_after", s.ReapAfter, false, 1) && s.ReapAfter < Duration(time.Minute) {
 		ck.add(path+".reap_after", "%v: must be at least 1m; keep it well above the longest upload, whose parts it would abort", s.ReapAfter)
+	}
+	if ck.duration(path+".request_timeout", s.RequestTimeout, false, 1) && (s.RequestTimeout < Duration(time.Second) || s.RequestTimeout > Duration(time.Hour)) {
+		ck.add(path+".request_timeout", "%v: must be 1s..1h (the deadline of one request to the store)", s.RequestTimeout)
+	}
+	switch {
+	case s.MinTransferRate < 16<<10:
+		ck.add(path+".min_transfer_rate", "%v: must be at least 16KiB/s", s.MinTransferRate)
+	case !t.RateLimit.IsUnlimited() && int64(s.MinTransferRate)*int64(max(t.Concurrency, 1))*int64(max(s.PartConcurrency, 1)) > int64(t.RateLimit):
+		ck.add(path+".min_transfer_rate", "%v: with rate_limit %v shared by concurrency × part_concurrency = %d transfers, each may get only %v: "+
+			"set min_transfer_rate at most that, or transfers would miss their deadline", s.MinTransferRate, t.RateLimit,
+			max(t.Concurrency, 1)*max(s.PartConcurrency, 1), Rate(int64(t.RateLimit)/int64(max(t.Concurrency, 1)*max(s.PartConcurrency, 1))))
 	}
 }
 

@@ -93,7 +93,6 @@ func New(cfg Config) (*Daemon, error) {
 	d := &Daemon{
 		cfg:     cfg,
 		log:     cfg.Log.Named("daemon"),
-		m:       newMetrics(cfg.Pool),
 		sources: map[string]*sourceState{},
 		workers: make(chan struct{}, cfg.Workers),
 		wake:    make(chan struct{}, 1),
@@ -105,6 +104,7 @@ func New(cfg Config) (*Daemon, error) {
 		unsettled:    map[uint64]catalog.Intent{},
 		unreconciled: map[string]bool{},
 	}
+	d.m = newMetrics(d, cfg.Pool)
 	for _, s := range cfg.Sources {
 		if s.SealGrace < 0 {
 			return nil, fmt.Errorf("source %s: seal_grace %v is negative", s.Name, s.SealGrace)
@@ -263,6 +263,13 @@ func (d *Daemon) RunOnce(ctx context.Context) error {
 		jobs.Wait()
 		if n == 0 {
 			break
+		}
+	}
+	// Uploads this pass left behind (an abort that failed, a creation whose reply was
+	// lost and that the SDK made again) are aborted before exiting, whatever their age.
+	for _, t := range d.tiers {
+		if t.CleanupAge > 0 {
+			d.cleanup(ctx, t)
 		}
 	}
 	d.mu.Lock()

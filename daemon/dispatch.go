@@ -72,11 +72,19 @@ func (d *Daemon) dispatch(ctx, jobCtx context.Context, jobs *sync.WaitGroup) int
 		if j.tier != nil {
 			j.tier.enter(d.m)
 		}
-		started++
+		batch := []due{j}
+		if batchable(j) {
+			batch = d.growBatch(j, now)
+		}
+		started += len(batch)
 		jobs.Add(1)
 		go func() {
 			defer jobs.Done()
-			d.runJob(jobCtx, id, j)
+			if len(batch) > 1 {
+				d.runBatch(jobCtx, batch)
+			} else {
+				d.runJob(jobCtx, id, j)
+			}
 			<-d.workers
 			if j.tier != nil {
 				<-j.tier.slots
@@ -134,13 +142,15 @@ func (d *Daemon) runJob(ctx context.Context, id jobID, j due) {
 	if t != nil {
 		defer t.leave(d.m) // entered by dispatch
 	}
-	log := d.log.With(zap.String("job", j.kind.String()), zap.String("tier", id.tier), zap.Stringer("key", j.key))
-	if j.seg != nil {
-		log = log.With(zap.String("segment", j.seg.Path))
-	}
-	if j.from != nil {
-		log = log.With(zap.String("from", j.from.Name))
-	}
+	log := d.jobLog(id, j)
+	rec, err := d.attempt(ctx, id, j, log)
+	d.settleJob(ctx, id, j, rec, err, log)
+}
+
+// attempt runs job j up to Attempts times (fewer when its tier fails and other jobs are
+// on it) and returns the outcome of the last try.
+func (d *Daemon) attempt(ctx context.Context, id jobID, j due, log *zap.Logger) (catalog.Record, error) {
+	t := j.tier
 	var err error
 	var rec catalog.Record
 	for attempt := 1; attempt <= d.cfg.Attempts; attempt++ {
@@ -173,6 +183,12 @@ func (d *Daemon) runJob(ctx context.Context, id jobID, j due) {
 			}
 		}
 	}
+	return rec, err
+}
+
+// settleJob records the outcome of job j: it is no longer running (its result, if any, is
+// in the catalog by now), and a failure waits for its retry.
+func (d *Daemon) settleJob(ctx context.Context, id jobID, j due, rec catalog.Record, err error, log *zap.Logger) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.running, id)
@@ -200,6 +216,18 @@ func (d *Daemon) runJob(ctx context.Context, id jobID, j due) {
 		d.retry[id] = r
 		log.Error("job failed; retrying later", zap.Int("failures", r.failures), zap.Time("next", r.next), zap.Error(err))
 	}
+}
+
+// jobLog is the logger of job j.
+func (d *Daemon) jobLog(id jobID, j due) *zap.Logger {
+	log := d.log.With(zap.String("job", j.kind.String()), zap.String("tier", id.tier), zap.Stringer("key", j.key))
+	if j.seg != nil {
+		log = log.With(zap.String("segment", j.seg.Path))
+	}
+	if j.from != nil {
+		log = log.With(zap.String("from", j.from.Name))
+	}
+	return log
 }
 
 var doneMessage = map[jobKind]string{

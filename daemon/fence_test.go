@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -188,6 +190,21 @@ func TestFencingScope(t *testing.T) {
 	if count("s3") != 0 || count("other") != 0 {
 		t.Fatalf("fenced tiers offloaded: s3 %d, other %d", count("s3"), count("other"))
 	}
+	// The metrics move while the tier is unreachable: the lag grows, the tier is failing.
+	lag1 := metric(t, d, `tierd_oldest_pending_seconds{tier="s3"}`)
+	time.Sleep(1100 * time.Millisecond)
+	if lag2 := metric(t, d, `tierd_oldest_pending_seconds{tier="s3"}`); lag1 <= 0 || lag2 < lag1+1 {
+		t.Errorf("tierd_oldest_pending_seconds of the unreachable tier: %v then %v a second later", lag1, lag2)
+	}
+	for series, want := range map[string]float64{
+		`tierd_tier_failing{tier="s3"}`: 1, `tierd_tier_fenced{tier="s3"}`: 1, `tierd_tier_failing{tier="other"}`: 0,
+		`tierd_tier_fenced{tier="other"}`: 1, `tierd_tier_failing{tier="hdd"}`: 0, `tierd_tier_fenced{tier="hdd"}`: 0,
+		`tierd_pending_segments{tier="hdd"}`: 0, `tierd_pending_segments{tier="s3"}`: float64(len(sealed)),
+	} {
+		if got := metric(t, d, series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
 	down.down.Store(false) // the store answers again
 	waitFor(t, 20*time.Second, "the unreachable tier catches up", func() bool { return count("s3") == len(sealed) })
 	if count("other") != 0 {
@@ -307,4 +324,22 @@ func TestStartsWithTierDown(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.state, catalog.AbortFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("abort marker after a run that reconciled everything: %v", err)
 	}
+}
+
+// metric scrapes d's /metrics and returns one series' value.
+func metric(t *testing.T, d *Daemon, series string) float64 {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	d.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no series %s in /metrics", series)
+	return 0
 }

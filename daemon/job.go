@@ -64,10 +64,30 @@ func (d *Daemon) offload(ctx context.Context, seg segment.Segment, t *tierState,
 }
 
 // transfer does the work of offload after the intent is journaled; it commits the catalog
-// record together with clearing the intent. What it writes depends on the kind: an
-// IndexFile compacted (catalog.FormatTix), a Kafka offset or time index without its
-// preallocated tail (catalog.FormatTrimmed), anything else byte for byte.
+// record together with clearing the intent.
 func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState, key segment.Key, intentID uint64, progress func(int64)) (catalog.Record, error) {
+	rec, err := d.copyOut(ctx, seg, t, t.Backend, key, progress)
+	if err != nil {
+		return catalog.Record{}, err
+	}
+	if err := d.cfg.Catalog.WriteMarker(ctx, t.Backend, rec); err != nil {
+		d.discard(t, key)
+		return catalog.Record{}, err
+	}
+	failpoint.Hit("daemon.marked")
+	if err := d.cfg.Catalog.Commit(rec, intentID); err != nil {
+		d.discard(t, key)
+		return catalog.Record{}, fmt.Errorf("record %s in catalog: %w", key, err)
+	}
+	return rec, nil
+}
+
+// copyOut copies seg to b (t's backend, or a deferred view of it for a batch) under key,
+// commits and verifies it, and returns its record (neither marked nor recorded yet). What
+// it writes depends on the kind: an IndexFile compacted (catalog.FormatTix), a Kafka
+// offset or time index without its preallocated tail (catalog.FormatTrimmed), anything
+// else byte for byte. On failure nothing it wrote is left on the tier.
+func (d *Daemon) copyOut(ctx context.Context, seg segment.Segment, t *tierState, b segment.Backend, key segment.Key, progress func(int64)) (catalog.Record, error) {
 	source := d.sources[seg.Source]
 	opts := localfile.ReadOptions{Direct: source.ReadDirect}
 	if seg.Kind.Compactable() {
@@ -86,7 +106,7 @@ func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState
 	if src.Size() != seg.Size {
 		return catalog.Record{}, fmt.Errorf("%w: %s changed size since it was sealed (%d -> %d bytes)", errSkip, seg.Path, seg.Size, src.Size())
 	}
-	rec, w, err := d.write(ctx, seg, source, d.paced(ctx, src), t, key, progress)
+	rec, w, err := d.write(ctx, seg, source, d.paced(ctx, src), b, key, progress)
 	if err == nil {
 		err = w.Commit(ctx)
 	}
@@ -119,26 +139,17 @@ func (d *Daemon) transfer(ctx context.Context, seg segment.Segment, t *tierState
 	}
 	rec.Verified = rec.OffloadedAt
 	failpoint.Hit("daemon.verified")
-	if err := d.cfg.Catalog.WriteMarker(ctx, t.Backend, rec); err != nil {
-		d.discard(t, key)
-		return catalog.Record{}, err
-	}
-	failpoint.Hit("daemon.marked")
-	if err := d.cfg.Catalog.Commit(rec, intentID); err != nil {
-		d.discard(t, key)
-		return catalog.Record{}, fmt.Errorf("record %s in catalog: %w", key, err)
-	}
 	return rec, nil
 }
 
-// write streams seg from src into a new object under key on t, in the form its kind is
+// write streams seg from src into a new object under key on b, in the form its kind is
 // stored in, and returns the record's format, sizes and checksums, and the Writer (nil if
 // none was created), which the caller commits or aborts.
-func (d *Daemon) write(ctx context.Context, seg segment.Segment, source *sourceState, src io.ReaderAt, t *tierState, key segment.Key, progress func(int64)) (catalog.Record, segment.Writer, error) {
+func (d *Daemon) write(ctx context.Context, seg segment.Segment, source *sourceState, src io.ReaderAt, b segment.Backend, key segment.Key, progress func(int64)) (catalog.Record, segment.Writer, error) {
 	var w segment.Writer
 	create := func(size int64) (segment.Writer, error) {
 		var err error
-		if w, err = t.Backend.Create(ctx, key, size); err != nil {
+		if w, err = b.Create(ctx, key, size); err != nil {
 			return nil, fmt.Errorf("create %s: %w", key, err)
 		}
 		failpoint.Hit("daemon.created")
@@ -202,9 +213,24 @@ func scaledProgress(size int64, progress func(int64)) func(done, total int64) {
 	}
 }
 
-// verify checks the committed object against what was written.
+// verify checks the committed object against what was written. A Stat that fails (an
+// object store's stale 404 right after a commit, a 503) is tried again, with backoff, up
+// to verifyTries times before the object is called missing: deciding on the first answer
+// deleted new objects and uploaded them again.
 func (d *Daemon) verify(ctx context.Context, t *tierState, rec catalog.Record) error {
-	info, err := t.Backend.Stat(ctx, rec.Key)
+	var info segment.Info
+	var err error
+	for try := 1; ; try++ {
+		if info, err = t.Backend.Stat(ctx, rec.Key); err == nil || try == verifyTries || ctx.Err() != nil {
+			break
+		}
+		d.log.Info("verify: the tier did not confirm the object yet; asking again", zap.String("tier", t.Name),
+			zap.Stringer("key", rec.Key), zap.Int("try", try), zap.Error(err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(verifyBackoff << (try - 1)):
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("verify %s: %w", rec.Key, err)
 	}
@@ -214,6 +240,13 @@ func (d *Daemon) verify(ctx context.Context, t *tierState, rec catalog.Record) e
 	}
 	return nil
 }
+
+// A verify's Stat is tried verifyTries times, verifyBackoff apart, doubled each time
+// (about 3 s in all).
+const (
+	verifyTries   = 6
+	verifyBackoff = 100 * time.Millisecond
+)
 
 // discard deletes an object the catalog does not (and must not) vouch for, and its
 // marker if one was written (marker first, as always), with a context of its own: it runs

@@ -16,8 +16,6 @@ type metrics struct {
 	errors            *prometheus.CounterVec
 	retries           *prometheus.CounterVec
 	inFlight          *prometheus.GaugeVec
-	oldestPending     *prometheus.GaugeVec
-	pendingSegments   *prometheus.GaugeVec
 	tierUsed          *prometheus.GaugeVec
 	tierPaused        *prometheus.GaugeVec
 	sealed            *prometheus.GaugeVec
@@ -28,7 +26,7 @@ type metrics struct {
 	recoveryPending   prometheus.Gauge
 }
 
-func newMetrics(pool *bufpool.Pool) *metrics {
+func newMetrics(d *Daemon, pool *bufpool.Pool) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	m.offloadedBytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tierd_offloaded_bytes_total", Help: "Bytes of segments offloaded to a tier (as stored on the tier)."}, []string{"tier"})
@@ -36,8 +34,6 @@ func newMetrics(pool *bufpool.Pool) *metrics {
 	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tierd_offload_errors_total", Help: "Offload attempts that failed."}, []string{"tier"})
 	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tierd_offload_retries_total", Help: "Offload attempts that were retries."}, []string{"tier"})
 	m.inFlight = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tierd_jobs_in_flight", Help: "Offload jobs running now."}, []string{"tier"})
-	m.oldestPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tierd_oldest_pending_seconds", Help: "Age of the oldest sealed segment that is due on a tier and not there yet: the data at risk if the broker's disk fails."}, []string{"tier"})
-	m.pendingSegments = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tierd_pending_segments", Help: "Sealed segments due on a tier and not there yet."}, []string{"tier"})
 	m.tierUsed = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tierd_tier_used_ratio", Help: "Used fraction of a posix tier's filesystem."}, []string{"tier"})
 	m.tierPaused = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tierd_tier_paused", Help: "1 while a tier is paused because its filesystem is fuller than max_used (an alarm)."}, []string{"tier"})
 	m.sealed = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tierd_sealed_segments", Help: "Sealed segments found in a source by the last scan."}, []string{"source"})
@@ -46,14 +42,52 @@ func newMetrics(pool *bufpool.Pool) *metrics {
 	m.deletedLocal = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tierd_local_deleted_segments_total", Help: "Local segments deleted by the local delete policy."}, []string{"source"})
 	m.expired = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tierd_expired_objects_total", Help: "Objects deleted from a tier by retention (why: retain_for or max_bytes)."}, []string{"tier", "why"})
 	m.recoveryPending = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tierd_recovery_pending", Help: "Interrupted jobs of the previous run not settled yet, plus tiers not reconciled yet after a crash (their store could not be reached, or their lease was not ours)."})
-	for _, c := range []prometheus.Collector{m.recoveryPending, m.expired, m.offloadedBytes, m.offloadedSegments, m.errors, m.retries, m.inFlight, m.oldestPending,
-		m.pendingSegments, m.tierUsed, m.tierPaused, m.sealed, m.skippedFiles, m.scanSeconds, m.deletedLocal} {
+	for _, c := range []prometheus.Collector{m.recoveryPending, m.expired, m.offloadedBytes, m.offloadedSegments, m.errors, m.retries, m.inFlight, m.tierUsed, m.tierPaused, m.sealed, m.skippedFiles, m.scanSeconds, m.deletedLocal} {
 		f(c)
 	}
 	f(poolCollector{pool})
+	f(tierCollector{d})
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// tierCollector exports each tier's state at scrape time, so that what it shows moves
+// whatever the tier's state (failing, fenced, or with no job finishing for a while): the
+// lag is the age of the oldest due segment at the last plan, measured now.
+type tierCollector struct{ d *Daemon }
+
+var (
+	tierOldestPending = prometheus.NewDesc("tierd_oldest_pending_seconds", "Age of the oldest sealed segment that is due on a tier and not there yet: the data at risk if the broker's disk fails.", []string{"tier"}, nil)
+	tierPending       = prometheus.NewDesc("tierd_pending_segments", "Sealed segments due on a tier and not there yet.", []string{"tier"}, nil)
+	tierFailing       = prometheus.NewDesc("tierd_tier_failing", "1 while a tier is failing: its last job failed (an error or a request past its deadline), or its store cannot be asked for the node's lease.", []string{"tier"}, nil)
+	tierFenced        = prometheus.NewDesc("tierd_tier_fenced", "1 while a tier is not offloaded to because the node's lease on it is not known to be ours (another installation holds it, or it expired unrenewed).", []string{"tier"}, nil)
+)
+
+func (c tierCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- tierOldestPending
+	ch <- tierPending
+	ch <- tierFailing
+	ch <- tierFenced
+}
+
+func (c tierCollector) Collect(ch chan<- prometheus.Metric) {
+	now := c.d.cfg.Now()
+	for _, t := range c.d.tiers {
+		fenced := t.fenced(now)
+		t.mu.Lock()
+		lag := 0.0
+		if !t.oldestDue.IsZero() {
+			lag = max(now.Sub(t.oldestDue).Seconds(), 0)
+		}
+		due := t.due
+		failing := t.failing || (t.fence.err != nil && !t.fence.held)
+		t.mu.Unlock()
+		ch <- prometheus.MustNewConstMetric(tierOldestPending, prometheus.GaugeValue, lag, t.Name)
+		ch <- prometheus.MustNewConstMetric(tierPending, prometheus.GaugeValue, float64(due), t.Name)
+		ch <- prometheus.MustNewConstMetric(tierFailing, prometheus.GaugeValue, b2f(failing), t.Name)
+		ch <- prometheus.MustNewConstMetric(tierFenced, prometheus.GaugeValue, b2f(fenced), t.Name)
+	}
 }
 
 // poolCollector exports the buffer pool's counters at scrape time.

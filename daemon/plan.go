@@ -49,105 +49,230 @@ type DueLater struct {
 	Due  time.Time `json:"due"`
 }
 
-// Scan is a dry run: it scans twice (as sealing needs) and reports what the policy would
-// do now. It records what it saw of the local files in the catalog (as a scan of the
-// daemon does) and changes nothing on the tiers or in the broker's directory.
+// ScanOutput receives a dry run's findings as they are made, so that a report over a
+// million files is never held whole (DESIGN.md invariant 9). Calls come in this order:
+// for each source, BeginSource, then Unsealed and Skipped as the scan finds them, then
+// Sealed for each sealed file, then EndSource; for each tier, BeginTier, Move, Later,
+// Expire, EndTier; then DeleteLocal. An error returned stops the report.
+type ScanOutput interface {
+	BeginSource(name, root string) error
+	Unsealed(source.Pending) error
+	Skipped(source.Skipped) error
+	Sealed(segment.Segment) error
+	EndSource(scanErr string) error
+	BeginTier(name string, paused bool, present int) error
+	Move(string) error
+	Later(DueLater) error
+	Expire(string) error
+	EndTier() error
+	DeleteLocal(string) error
+}
+
+// Scan is a dry run that returns the whole report (ScanTo without holding it is what the
+// CLI uses).
 func (d *Daemon) Scan(ctx context.Context) (ScanReport, error) {
+	var b reportBuilder
+	err := d.ScanTo(ctx, &b)
+	return b.rep, err
+}
+
+// ScanTo is a dry run: it scans twice (as sealing needs) and reports to out what is
+// sealed, what is not and why, and what the policy would do now. It records what it saw
+// of the local files in the catalog (as a scan of the daemon does) and changes nothing on
+// the tiers or in the broker's directory. The second scan lists every sequence.
+func (d *Daemon) ScanTo(ctx context.Context, out ScanOutput) error {
 	d.scan(ctx)
 	select {
 	case <-ctx.Done():
-		return ScanReport{}, ctx.Err()
+		return ctx.Err()
 	case <-time.After(d.onceSettle()):
 	}
-	var rep ScanReport
-	srs := map[string]*SourceReport{}
+	now := d.cfg.Now()
+	var outErr error
+	keep := func(err error) {
+		if outErr == nil {
+			outErr = err
+		}
+	}
 	for _, name := range sortedKeys(d.sources) {
 		s := d.sources[name]
-		srs[name] = &SourceReport{Name: s.Name, Root: s.Root, Sealed: []segment.Segment{}, Unsealed: []source.Pending{}, Skipped: []source.Skipped{}}
-	}
-	d.scanWith(ctx, true, scanSink{
-		pending: func(p source.Pending) { srs[p.Source].Unsealed = append(srs[p.Source].Unsealed, p) },
-		skipped: func(source string, sk source.Skipped) { srs[source].Skipped = append(srs[source].Skipped, sk) },
-	})
-	now := d.cfg.Now()
-	for _, name := range sortedKeys(d.sources) {
-		s, sr := d.sources[name], srs[name]
-		if s.scanErr != nil {
-			sr.Error = s.scanErr.Error()
+		if err := out.BeginSource(s.Name, s.Root); err != nil {
+			return err
 		}
-		err := d.cfg.Catalog.WalkLocal(s.Name, func(f catalog.LocalFile) error {
+		n, err := d.scanSource(ctx, s, now, true, scanSink{
+			pending: func(p source.Pending) { keep(out.Unsealed(p)) },
+			skipped: func(_ string, sk source.Skipped) { keep(out.Skipped(sk)) },
+		})
+		if outErr != nil {
+			return outErr
+		}
+		d.noteScan(s, now, n, err)
+		scanErr := ""
+		if err != nil {
+			scanErr = err.Error()
+		}
+		err = d.cfg.Catalog.WalkLocal(s.Name, func(f catalog.LocalFile) error {
 			if !f.Sealed {
 				return nil
 			}
 			seg, err := localSegment(s, f)
-			if err == nil {
-				sr.Sealed = append(sr.Sealed, seg)
+			if err != nil {
+				return nil
 			}
-			return nil
+			return out.Sealed(seg)
 		})
 		if err != nil {
-			return rep, err
+			return err
 		}
-		rep.Sources = append(rep.Sources, *sr)
+		if err := out.EndSource(scanErr); err != nil {
+			return err
+		}
 	}
 	d.checkTiers()
 	for _, t := range d.tiers {
-		tr, err := d.tierReport(t, now)
-		if err != nil {
-			return rep, err
+		if err := d.tierReport(t, now, out); err != nil {
+			return err
 		}
-		rep.Tiers = append(rep.Tiers, tr)
 	}
-	err := d.walkDeletable(now, func(j due) { rep.DeleteLocal = append(rep.DeleteLocal, j.seg.Path) })
-	return rep, err
+	return d.walkDeletable(now, func(j due) error { return out.DeleteLocal(j.seg.Path) })
 }
 
-// tierReport is what the policy of t would do now.
-func (d *Daemon) tierReport(t *tierState, now time.Time) (TierReport, error) {
+// reportBuilder is a ScanOutput that builds a ScanReport.
+type reportBuilder struct {
+	rep ScanReport
+}
+
+func (b *reportBuilder) src() *SourceReport { return &b.rep.Sources[len(b.rep.Sources)-1] }
+func (b *reportBuilder) tier() *TierReport  { return &b.rep.Tiers[len(b.rep.Tiers)-1] }
+
+func (b *reportBuilder) BeginSource(name, root string) error {
+	b.rep.Sources = append(b.rep.Sources, SourceReport{Name: name, Root: root, Sealed: []segment.Segment{}, Unsealed: []source.Pending{}, Skipped: []source.Skipped{}})
+	return nil
+}
+func (b *reportBuilder) Unsealed(p source.Pending) error {
+	b.src().Unsealed = append(b.src().Unsealed, p)
+	return nil
+}
+func (b *reportBuilder) Skipped(sk source.Skipped) error {
+	b.src().Skipped = append(b.src().Skipped, sk)
+	return nil
+}
+func (b *reportBuilder) Sealed(s segment.Segment) error {
+	b.src().Sealed = append(b.src().Sealed, s)
+	return nil
+}
+func (b *reportBuilder) EndSource(scanErr string) error {
+	b.src().Error = scanErr
+	return nil
+}
+func (b *reportBuilder) BeginTier(name string, paused bool, present int) error {
+	b.rep.Tiers = append(b.rep.Tiers, TierReport{Name: name, Paused: paused, Present: present})
+	return nil
+}
+func (b *reportBuilder) Move(m string) error { b.tier().Move = append(b.tier().Move, m); return nil }
+func (b *reportBuilder) Later(l DueLater) error {
+	b.tier().Later = append(b.tier().Later, l)
+	return nil
+}
+func (b *reportBuilder) Expire(e string) error {
+	b.tier().Expire = append(b.tier().Expire, e)
+	return nil
+}
+func (b *reportBuilder) EndTier() error { return nil }
+func (b *reportBuilder) DeleteLocal(p string) error {
+	b.rep.DeleteLocal = append(b.rep.DeleteLocal, p)
+	return nil
+}
+
+// tierReport reports what the policy of t would do now, walking the indexes a page at a
+// time.
+func (d *Daemon) tierReport(t *tierState, now time.Time, out ScanOutput) error {
 	st, err := d.cfg.Catalog.Stats(t.Name)
 	if err != nil {
-		return TierReport{}, err
+		return err
 	}
-	tr := TierReport{Name: t.Name, Paused: t.isPaused(), Present: int(st.Records)}
+	if err := out.BeginTier(t.Name, t.isPaused(), int(st.Records)); err != nil {
+		return err
+	}
 	from, to := d.dueWindow(t, now)
-	var ents []catalog.Due
-	collect := func(e catalog.Due) int { ents = append(ents, e); return catalog.WalkNext }
-	if err := d.cfg.Catalog.WalkDue(t.Name, from, to, 0, collect); err != nil {
-		return tr, err
-	}
-	for _, e := range ents {
+	err = d.pageDue(t, from, to, func(e catalog.Due) error {
 		key, err := catalog.SegmentKey(d.cfg.Node, e.Source, e.Rel, e.Kind)
 		if err != nil {
-			continue
+			return nil
 		}
 		j, ok, _, err := d.makeCopy(t, e, key)
 		switch {
 		case err != nil:
-			return tr, err
+			return err
 		case !ok:
+			return nil
 		case j.seg != nil:
-			tr.Move = append(tr.Move, j.seg.Path)
-		default:
-			tr.Move = append(tr.Move, j.from.Name+":"+string(j.key))
+			return out.Move(j.seg.Path)
 		}
+		return out.Move(j.from.Name + ":" + string(j.key))
+	})
+	if err != nil {
+		return err
 	}
-	ents = ents[:0]
-	if err := d.cfg.Catalog.WalkDue(t.Name, to.Add(time.Nanosecond), farFuture(now), 0, collect); err != nil {
-		return tr, err
-	}
-	for _, e := range ents {
+	err = d.pageDue(t, to.Add(time.Nanosecond), farFuture(now), func(e catalog.Due) error {
 		if s := d.sources[e.Source]; s != nil {
 			if path, err := segment.LocalPath(s.Root, e.Rel); err == nil {
-				tr.Later = append(tr.Later, DueLater{Path: path, Due: e.ModTime.Add(t.OffloadAfter)})
+				return out.Later(DueLater{Path: path, Due: e.ModTime.Add(t.OffloadAfter)})
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	err = d.walkExpirable(t, now, func(j due) { tr.Expire = append(tr.Expire, string(j.key)+" ("+j.why+")") })
-	return tr, err
+	if err := d.walkExpirable(t, now, func(j due) error { return out.Expire(string(j.key) + " (" + j.why + ")") }); err != nil {
+		return err
+	}
+	return out.EndTier()
 }
 
+// pageDue calls fn for the due entries of t with an mtime in [from, to], a page at a time
+// (no read transaction is held while fn runs).
+func (d *Daemon) pageDue(t *tierState, from, to time.Time, fn func(catalog.Due) error) error {
+	skip := 0 // entries of mtime from already seen (a page may end inside a run of equal mtimes)
+	for {
+		var page []catalog.Due
+		n := 0
+		err := d.cfg.Catalog.WalkDue(t.Name, from, to, reportPage+skip, func(e catalog.Due) int {
+			if n++; n > skip {
+				page = append(page, e)
+			}
+			return catalog.WalkNext
+		})
+		if err != nil {
+			return err
+		}
+		for _, e := range page {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		if n < reportPage+skip || len(page) == 0 {
+			return nil
+		}
+		last := page[len(page)-1].ModTime
+		same := 0
+		for i := len(page) - 1; i >= 0 && page[i].ModTime.Equal(last); i-- {
+			same++
+		}
+		if last.Equal(from) {
+			skip += same
+		} else {
+			from, skip = last, same
+		}
+	}
+}
+
+// reportPage is how many index entries a report reads per transaction.
+const reportPage = 4096
+
 // walkExpirable calls fn for every expiry the policy of t wants now (dry run).
-func (d *Daemon) walkExpirable(t *tierState, now time.Time, fn func(due)) error {
+func (d *Daemon) walkExpirable(t *tierState, now time.Time, fn func(due) error) error {
 	seen := map[segment.Key]bool{}
 	var held int64
 	if t.MaxBytes > 0 {
@@ -182,7 +307,9 @@ func (d *Daemon) walkExpirable(t *tierState, now time.Time, fn func(due)) error 
 			} else if ok {
 				seen[a.Key] = true
 				held -= rec.Size
-				fn(due{kind: jobExpire, tier: t, key: a.Key, rec: rec, mtime: a.ModTime, why: pass})
+				if err := fn(due{kind: jobExpire, tier: t, key: a.Key, rec: rec, mtime: a.ModTime, why: pass}); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -190,7 +317,7 @@ func (d *Daemon) walkExpirable(t *tierState, now time.Time, fn func(due)) error 
 }
 
 // walkDeletable calls fn for every local file local.delete_after would delete now (dry run).
-func (d *Daemon) walkDeletable(now time.Time, fn func(due)) error {
+func (d *Daemon) walkDeletable(now time.Time, fn func(due) error) error {
 	if !d.cfg.LocalDelete {
 		return nil
 	}
@@ -219,7 +346,9 @@ func (d *Daemon) walkDeletable(now time.Time, fn func(due)) error {
 			}
 		}
 		if seg, err := localSegment(s, f); err == nil && held {
-			fn(due{kind: jobDeleteLocal, key: key, seg: &seg, why: "delete_after"})
+			if err := fn(due{kind: jobDeleteLocal, key: key, seg: &seg, why: "delete_after"}); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -134,9 +134,16 @@ func (d *Daemon) settle(ctx context.Context, in catalog.Intent) error {
 	if _, err := d.cfg.Catalog.Get(in.Tier, in.Key); err == nil {
 		return d.cfg.Catalog.Finish(in.ID) // committed; only the clearing was lost
 	}
-	if t.AbortUpload != nil { // with no id journaled: whatever upload of the key exists
-		if err := t.AbortUpload(ctx, in.Key, in.UploadID); err != nil && !errors.Is(err, segment.ErrNotFound) {
-			return fmt.Errorf("abort upload %s: %w", in.UploadID, err)
+	if t.AbortUpload != nil {
+		if in.UploadID != "" {
+			if err := t.AbortUpload(ctx, in.Key, in.UploadID); err != nil && !errors.Is(err, segment.ErrNotFound) {
+				return fmt.Errorf("abort upload %s: %w", in.UploadID, err)
+			}
+		}
+		// Whatever other upload of the key exists: one whose creation reply was lost (the
+		// SDK made another, whose id was journaled), or all of them if none was journaled.
+		if err := t.AbortUpload(ctx, in.Key, ""); err != nil && !errors.Is(err, segment.ErrNotFound) {
+			return fmt.Errorf("abort uploads of %s: %w", in.Key, err)
 		}
 		// The job may have died writing the marker, which goes as a one-part multipart
 		// upload when no pool buffer is free; its id is journaled nowhere.

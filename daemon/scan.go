@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -280,26 +281,32 @@ func (d *Daemon) scanWith(ctx context.Context, full bool, sink scanSink) {
 	for _, name := range sortedKeys(d.sources) {
 		s := d.sources[name]
 		n, err := d.scanSource(ctx, s, now, full, sink)
-		if err != nil {
-			if ctx.Err() == nil {
-				d.log.Error("scan source", zap.String("source", s.Name), zap.String("path", s.Root), zap.Error(err))
-			}
-			d.mu.Lock()
-			s.scanErr = err
-			d.mu.Unlock()
-			continue
-		}
-		d.mu.Lock()
-		s.scanErr, s.lastScan, s.sealed, s.pending, s.skipped = nil, now, n.sealed, n.pending, n.skipped
-		d.mu.Unlock()
-		d.m.sealed.WithLabelValues(s.Name).Set(float64(n.sealed))
-		d.m.skippedFiles.WithLabelValues(s.Name).Set(float64(n.skipped))
+		d.noteScan(s, now, n, err)
 	}
 	d.noteLag(now, true)
 	d.m.scanSeconds.Observe(time.Since(start).Seconds())
 }
 
-// noteLag publishes each tier's lag: how many copies are due and how old the oldest is.
+// noteScan keeps what the scan of s at now found, for status and metrics.
+func (d *Daemon) noteScan(s *sourceState, now time.Time, n scanCounts, err error) {
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			d.log.Error("scan source", zap.String("source", s.Name), zap.String("path", s.Root), zap.Error(err))
+		}
+		d.mu.Lock()
+		s.scanErr = err
+		d.mu.Unlock()
+		return
+	}
+	d.mu.Lock()
+	s.scanErr, s.lastScan, s.sealed, s.pending, s.skipped = nil, now, n.sealed, n.pending, n.skipped
+	d.mu.Unlock()
+	d.m.sealed.WithLabelValues(s.Name).Set(float64(n.sealed))
+	d.m.skippedFiles.WithLabelValues(s.Name).Set(float64(n.skipped))
+}
+
+// noteLag keeps each tier's lag: how many copies are due and how old the oldest is (the
+// metrics read it at scrape time, so the age moves whatever the tier's state).
 // Counting walks the due entries, so it is done once per scan (count); between scans the
 // oldest is looked up (O(log n)) and the count goes down as copies are recorded.
 func (d *Daemon) noteLag(now time.Time, count bool) {
@@ -326,13 +333,6 @@ func (d *Daemon) noteLag(now time.Time, count bool) {
 			t.due = n
 		}
 		t.oldestDue = oldest
-		n = t.due
 		t.mu.Unlock()
-		d.m.pendingSegments.WithLabelValues(t.Name).Set(float64(n))
-		lag := 0.0
-		if !oldest.IsZero() {
-			lag = now.Sub(oldest).Seconds()
-		}
-		d.m.oldestPending.WithLabelValues(t.Name).Set(lag)
 	}
 }

@@ -26,25 +26,9 @@ const maxGeometryHeads = 4096
 // hash to their slot), and every written item is one a broker writes. It reads the whole
 // file; an error is returned only when r cannot be read.
 func GuessGeometry(r io.ReaderAt, size int64) ([]Geometry, error) {
-	var b [IndexHeaderSize]byte
-	if size < IndexHeaderSize {
-		return nil, nil
-	}
-	if _, err := r.ReadAt(b[:], 0); err != nil {
-		return nil, fmt.Errorf("guess index geometry: read header: %w", err)
-	}
-	h, _ := DecodeIndexHeader(b[:])
-	var guesses []Geometry
-	if rest := size - IndexHeaderSize; rest%(IndexSlotSize+4*IndexItemSize) == 0 {
-		s := rest / (IndexSlotSize + 4*IndexItemSize)
-		guesses = append(guesses, Geometry{int(s), int(4 * s)})
-	}
-	if ic := int64(h.IndexCount); ic >= 2 {
-		if rest := size - IndexHeaderSize - ic*IndexItemSize; rest > 0 && rest%IndexSlotSize == 0 {
-			if g := (Geometry{int(rest / IndexSlotSize), int(ic)}); len(guesses) == 0 || guesses[0] != g {
-				guesses = append(guesses, g)
-			}
-		}
+	guesses, err := PlausibleGeometries(r, size)
+	if err != nil {
+		return nil, err
 	}
 	var fit []Geometry
 	for _, g := range guesses {
@@ -57,6 +41,68 @@ func GuessGeometry(r io.ReaderAt, size int64) ([]Geometry, error) {
 		}
 	}
 	return fit, nil
+}
+
+// PlausibleGeometries returns the obvious geometries of an IndexFile of size bytes —
+// items = 4 * slots (the broker's default ratio), then items = indexCount (a full file) —
+// that its newest item agrees with, best first: with the geometry, the header's
+// indexCount fits, the newest item (indexCount-1) is one a broker writes, and its slot's
+// head is that item, as the newest item of a file always is. It makes at most five small
+// reads (the header, then an item and a slot per guess); GuessGeometry checks the whole
+// file.
+func PlausibleGeometries(r io.ReaderAt, size int64) ([]Geometry, error) {
+	if size < IndexHeaderSize {
+		return nil, nil
+	}
+	var b [IndexHeaderSize]byte
+	if _, err := r.ReadAt(b[:], 0); err != nil {
+		return nil, fmt.Errorf("guess index geometry: read header: %w", err)
+	}
+	h, _ := DecodeIndexHeader(b[:])
+	var out []Geometry
+	for _, g := range geometriesForSize(size, h.IndexCount) {
+		f, err := OpenIndexFile(r, size, g.Slots, g.Items)
+		if err != nil {
+			continue // indexCount does not fit
+		}
+		if newest := h.IndexCount - 1; newest >= 1 {
+			it, err := f.Item(newest)
+			if err != nil {
+				return nil, fmt.Errorf("guess index geometry: %w", err)
+			}
+			if checkItem(it) != nil {
+				continue
+			}
+			head, err := f.Slot(int(it.KeyHash) % g.Slots)
+			if errors.Is(err, ErrCorruptIndex) || (err == nil && head != newest) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("guess index geometry: %w", err)
+			}
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+// geometriesForSize returns the obvious geometries of an IndexFile of size bytes whose
+// header says indexCount, from arithmetic alone: items = 4 * slots, then items =
+// indexCount.
+func geometriesForSize(size int64, indexCount int32) []Geometry {
+	var guesses []Geometry
+	if rest := size - IndexHeaderSize; rest > 0 && rest%(IndexSlotSize+4*IndexItemSize) == 0 {
+		s := rest / (IndexSlotSize + 4*IndexItemSize)
+		guesses = append(guesses, Geometry{int(s), int(4 * s)})
+	}
+	if ic := int64(indexCount); ic >= 2 {
+		if rest := size - IndexHeaderSize - ic*IndexItemSize; rest > 0 && rest%IndexSlotSize == 0 {
+			if g := (Geometry{int(rest / IndexSlotSize), int(ic)}); len(guesses) == 0 || guesses[0] != g {
+				guesses = append(guesses, g)
+			}
+		}
+	}
+	return guesses
 }
 
 // fits reports whether r reads as a valid IndexFile of geometry g.

@@ -54,6 +54,7 @@ type Backend struct {
 	window  int64
 	tmpfile bool // O_TMPFILE + link works here
 	log     *zap.Logger
+	pending *dirSet // a Deferred view's directories to fsync at Sync; nil otherwise
 }
 
 var _ segment.Backend = (*Backend)(nil)

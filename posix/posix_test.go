@@ -263,3 +263,54 @@ func TestMappedReaderTruncated(t *testing.T) {
 		t.Fatal("read past a truncation succeeded")
 	}
 }
+// TestDeferredView runs the conformance suite against a Deferred view (each test's
+// objects synced by the view's Sync at cleanup), and checks that Sync fsyncs each
+// directory once and forgets it.
+func TestDeferredView(t *testing.T) {
+	pool := testPool(t)
+	segmenttest.Run(t, segmenttest.Harness{
+		Pool: pool,
+		New: func(t *testing.T) segment.Backend {
+			b, err := New(Config{Path: t.TempDir(), WriteMode: Buffered}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := b.Deferred()
+			t.Cleanup(func() {
+				if err := v.Sync(context.Background()); err != nil {
+					t.Error(err)
+				}
+			})
+			return v
+		},
+	})
+	b, err := New(Config{Path: t.TempDir(), WriteMode: Buffered}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := b.Deferred()
+	for _, k := range []string{"n/s/a/1", "n/s/a/2", "n/s/b/1"} {
+		w, err := v.Create(context.Background(), segment.Key(k), 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write([]byte("abc")); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Commit(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(v.(deferred).pending.dirs); n != 2 {
+		t.Fatalf("%d directories pending, want 2", n)
+	}
+	if err := v.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(v.(deferred).pending.dirs); n != 0 {
+		t.Fatalf("%d directories pending after Sync", n)
+	}
+	if b.pending != nil {
+		t.Fatal("the view changed its backend")
+	}
+}

@@ -163,6 +163,9 @@ func (w *writer) commit() error {
 	if err := w.f.Close(); err != nil {
 		return fmt.Errorf("close: %w", err)
 	}
+	if w.b.deferDirSync(filepath.Dir(w.path)) {
+		return nil // a Deferred view: its Sync makes the name durable
+	}
 	return syncDir(filepath.Dir(w.path))
 }
 

@@ -27,6 +27,9 @@ var (
 		"daemon.created", "daemon.read_chunk", "daemon.committed", "daemon.verified", "daemon.marked",
 		"s3.upload_created", "s3.upload_journaled", "s3.part_uploaded", "s3.completing",
 		"compactor.counted", "compactor.window_written", "posix.synced", "posix.temp_linked",
+		// inside a batch of small segments (group commit): journaled, objects and markers
+		// visible but not durable, durable but not recorded, recorded.
+		"daemon.batch_journaled", "daemon.batch_item", "daemon.batch_synced", "daemon.batch_recorded",
 	}
 	multiHopPoints = []string{
 		"daemon.tier_copy_committed", "daemon.tier_copy_marked", "daemon.local_deleted",

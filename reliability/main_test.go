@@ -88,6 +88,7 @@ type counts struct {
 	orphans    int            // objects or markers without a record, records without an object
 	segments   int            // distinct segments checked on the tiers at the end of a test
 	incomplete int            // multipart uploads and temp files left after reconcile and reap
+	scenarios  []string       // fault scenarios' and outages' counts (TestFlakyStore, TestLongOutage)
 }
 
 func (c *counts) add(f func(c *counts)) {
@@ -100,13 +101,21 @@ func (c *counts) summary() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var fp []string
+	inBatch := 0
 	for name, n := range c.fired {
 		fp = append(fp, fmt.Sprintf("%s=%d", name, n))
+		if strings.HasPrefix(name, "daemon.batch_") {
+			inBatch += n
+		}
 	}
 	sort.Strings(fp)
-	return fmt.Sprintf("reliability: kills survived %d (at failpoints: %s), outages survived %d, bad inputs tried %d, "+
+	sum := fmt.Sprintf("reliability: kills survived %d (at failpoints: %s; inside a batch of small segments: %d), outages survived %d, bad inputs tried %d, "+
 		"segments checked %d, segments lost %d, orphans left %d, temp files and incomplete uploads left %d",
-		c.kills, strings.Join(fp, " "), c.outages, c.badInputs, c.segments, c.lost, c.orphans, c.incomplete)
+		c.kills, strings.Join(fp, " "), inBatch, c.outages, c.badInputs, c.segments, c.lost, c.orphans, c.incomplete)
+	for _, s := range c.scenarios {
+		sum += "\nreliability: " + s
+	}
+	return sum
 }
 
 // checkFailpointBuild makes sure bin was built with the failpoint tag: without it every

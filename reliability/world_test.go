@@ -48,6 +48,9 @@ type tierConf struct {
 	s3   bool   // an S3 tier on the world's MinIO (else posix)
 	path string // posix: the tier's root (default <world>/<name>)
 	yaml string // more keys of the tier, e.g. "write_mode: mmap, offload_after: 0s"
+	// endpoint is where tierd reaches an S3 tier (default the world's MinIO; a fault
+	// proxy, say); the checks always go to MinIO itself.
+	endpoint string
 }
 
 // worldConf describes a world: a broker store, tiers, and tierd's config.
@@ -127,7 +130,7 @@ func newWorld(t *testing.T, srv *miniotest.Server, c worldConf) *world {
 			}
 			fmt.Fprintf(&tiers, "  - {name: %s, type: s3, endpoint: %q, bucket: %s, region: %s, prefix: %s,\n"+
 				"     access_key: \"${RELIABILITY_S3_ACCESS}\", secret_key: \"${RELIABILITY_S3_SECRET}\", ca_file: %q, %s}\n",
-				tc.name, srv.Endpoint, srv.Bucket, srv.Region, w.prefix, srv.CAFile, tc.yaml)
+				tc.name, orDefault(tc.endpoint, srv.Endpoint), srv.Bucket, srv.Region, w.prefix, srv.CAFile, tc.yaml)
 			b, err := s3.New(context.Background(), s3.Config{
 				Driver: "minio", Endpoint: srv.Endpoint, Region: srv.Region, Bucket: srv.Bucket, Prefix: w.prefix,
 				PathStyle: true, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, CAFile: srv.CAFile,

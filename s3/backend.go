@@ -38,11 +38,22 @@ type Backend struct {
 	// read counts the bytes request bodies read (from a source file or a buffer), so
 	// tests and benchmarks can check that SDKs read every byte once.
 	read atomic.Int64
+	// readRetries counts the GETs that resumed a cut read (Reader.ReadAt).
+	readRetries atomic.Int64
+	// settled counts the commits whose failure committedAnyway found was only a lost reply.
+	settled atomic.Int64
 
 	mu      sync.Mutex
 	orphans map[upload]struct{} // multipart uploads whose abort failed; Reap retries them
 	live    map[string]struct{} // upload ids of this Backend's open Writers; Reap leaves them alone
 	unsure  map[string]struct{} // object names whose CreateMultipartUpload failed: the server may have created it
+	// recent are the object names a multipart upload was asked for since the last Reap
+	// (recorded before the request), and writing counts the open Writers per name: an
+	// SDK that retries a creation whose reply was lost makes a second upload and never
+	// tells of the first, so Reap lists each recent name's uploads and aborts those no
+	// Writer owns, whatever their age.
+	recent  map[string]struct{}
+	writing map[string]int
 }
 
 var _ segment.Backend = (*Backend)(nil)
@@ -75,6 +86,20 @@ func New(ctx context.Context, cfg Config, node string, pool *bufpool.Pool, log *
 	}
 	if cfg.PartConcurrency == 0 {
 		cfg.PartConcurrency = DefaultPartConcurrency
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.MinTransferRate == 0 {
+		cfg.MinTransferRate = DefaultMinTransferRate
+		if cfg.RateLimit > 0 {
+			// Every transfer of the tier shares rate_limit: keep the deadline of one well
+			// above what the limit allows it when all of them run at once.
+			cfg.MinTransferRate = max(min(cfg.MinTransferRate, cfg.RateLimit/int64(2*max(cfg.Concurrency, 1)*max(cfg.PartConcurrency, 1))), 1)
+		}
+	}
+	if cfg.RequestTimeout < 0 || cfg.MinTransferRate < 0 {
+		return nil, fmt.Errorf("s3: request_timeout %s and min_transfer_rate %d must not be negative", cfg.RequestTimeout, cfg.MinTransferRate)
 	}
 	if cfg.PartConcurrency < 0 || cfg.Concurrency < 0 || cfg.RateLimit < 0 {
 		return nil, fmt.Errorf("s3: part_concurrency %d, concurrency %d and rate_limit %d must not be negative",
@@ -117,6 +142,7 @@ func New(ctx context.Context, cfg Config, node string, pool *bufpool.Pool, log *
 		partSize: cfg.PartSize, partConc: cfg.PartConcurrency, putMax: min(cfg.PartSize, bs),
 		rate: throttle.NewRateLimiter(cfg.RateLimit), gate: NewGate(cfg.Concurrency), onUpload: cfg.OnUpload,
 		orphans: map[upload]struct{}{}, live: map[string]struct{}{}, unsure: map[string]struct{}{},
+		recent: map[string]struct{}{}, writing: map[string]int{},
 	}
 	switch cfg.Driver {
 	case "aws":
@@ -129,12 +155,21 @@ func New(ctx context.Context, cfg Config, node string, pool *bufpool.Pool, log *
 	if err != nil {
 		return nil, fmt.Errorf("s3: %s driver: %w", cfg.Driver, err)
 	}
+	b.d = deadlines{d: b.d, req: cfg.RequestTimeout, rate: cfg.MinTransferRate}
 	b.log = b.log.With(zap.String("driver", cfg.Driver), zap.String("endpoint", cfg.Endpoint),
 		zap.String("bucket", cfg.Bucket), zap.String("prefix", prefix))
 	b.log.Debug("tier ready", zap.Int64("part_size", cfg.PartSize), zap.Int("part_concurrency", cfg.PartConcurrency),
 		zap.Int64("rate_limit", cfg.RateLimit), zap.Int("concurrency", cfg.Concurrency), zap.String("sse", cfg.SSE))
 	return b, nil
 }
+
+// ReadRetries returns how many times a read of this Backend was resumed after a GET
+// failed or its body was cut.
+func (b *Backend) ReadRetries() int64 { return b.readRetries.Load() }
+
+// CommitsSettled returns how many failed commits were found done by looking (see
+// Writer.Commit): the store committed the object, its reply was lost.
+func (b *Backend) CommitsSettled() int64 { return b.settled.Load() }
 
 // Check lists at most one object to prove that the endpoint, credentials and bucket work.
 func (b *Backend) Check(ctx context.Context) error {

@@ -47,6 +47,16 @@ type Config struct {
 	// GETs (concurrency); 0: unlimited.
 	Concurrency int
 
+	// RequestTimeout is the deadline of a request to the store (request_timeout): HEAD,
+	// DELETE, creating or aborting a multipart upload, each page of a listing; transfers
+	// get it plus their size at MinTransferRate (see deadlines). A request past its
+	// deadline fails with ErrTimeout, and the job with it. Default 30s.
+	RequestTimeout time.Duration
+	// MinTransferRate is the slowest transfer rate in bytes per second that a part, PUT or
+	// GET may have before it is given up (min_transfer_rate). Default 1 MiB/s, lowered
+	// with rate_limit so that a fully loaded tier stays above it.
+	MinTransferRate int64
+
 	// OnUpload, if set, is called with the key and upload id right after a multipart
 	// upload is created and before any part is sent, so that the caller can journal it
 	// (and later abort it with AbortUpload). Not from YAML: wiring sets it.
@@ -79,9 +89,9 @@ func (c Config) String() string {
 		}
 		return redacted
 	}
-	return fmt.Sprintf("{Driver:%s Endpoint:%s Region:%s Bucket:%s Prefix:%s PathStyle:%t AccessKey:%s SecretKey:%s SessionToken:%s CAFile:%s SSE:%s SSEKMSKeyID:%s PartSize:%d PartConcurrency:%d ReapAfter:%s RateLimit:%d Concurrency:%d}",
+	return fmt.Sprintf("{Driver:%s Endpoint:%s Region:%s Bucket:%s Prefix:%s PathStyle:%t AccessKey:%s SecretKey:%s SessionToken:%s CAFile:%s SSE:%s SSEKMSKeyID:%s PartSize:%d PartConcurrency:%d ReapAfter:%s RateLimit:%d Concurrency:%d RequestTimeout:%s MinTransferRate:%d}",
 		c.Driver, c.Endpoint, c.Region, c.Bucket, c.Prefix, c.PathStyle, red(c.AccessKey), red(c.SecretKey), red(c.SessionToken),
-		c.CAFile, c.SSE, c.SSEKMSKeyID, c.PartSize, c.PartConcurrency, c.ReapAfter, c.RateLimit, c.Concurrency)
+		c.CAFile, c.SSE, c.SSEKMSKeyID, c.PartSize, c.PartConcurrency, c.ReapAfter, c.RateLimit, c.Concurrency, c.RequestTimeout, c.MinTransferRate)
 }
 
 // GoString is String, so that %#v redacts too.

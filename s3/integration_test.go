@@ -143,6 +143,7 @@ func TestS3(t *testing.T) {
 			t.Run("ObjectChanged", func(t *testing.T) { testObjectChanged(t, srv, driver, pool) })
 			t.Run("ConcurrencyLimit", func(t *testing.T) { testConcurrencyLimit(t, srv, driver, pool) })
 			t.Run("LargeParts", func(t *testing.T) { testLargeParts(t, srv, driver, pool) })
+			t.Run("LostReplies", func(t *testing.T) { testLostReplies(t, srv, driver, pool) })
 		})
 	}
 }
@@ -578,4 +579,91 @@ func testLargeParts(t *testing.T, srv *miniotest.Server, driver string, pool *bu
 	if err != nil || o.checksumType != "FULL_OBJECT" {
 		t.Fatalf("head = %+v, %v", o, err)
 	}
+}
+
+// lossy is a store whose replies get lost: the request is done, the caller sees an
+// error (complete, put), or the SDK retried a creation whose reply was lost and made a
+// second upload (createMultipart).
+type lossy struct {
+	driver
+	loseComplete, losePut, retryCreate bool
+}
+
+var errReplyLost = errors.New("read tcp 127.0.0.1:40000->127.0.0.1:9000: read: connection reset by peer")
+
+func (l *lossy) complete(ctx context.Context, key, uploadID string, parts []part, crc uint32, size int64) error {
+	if err := l.driver.complete(ctx, key, uploadID, parts, crc, size); err != nil || !l.loseComplete {
+		return err
+	}
+	return errReplyLost
+}
+
+func (l *lossy) put(ctx context.Context, key string, body *partBody, crc uint32, cond putCond) (string, error) {
+	etag, err := l.driver.put(ctx, key, body, crc, cond)
+	if err != nil || !l.losePut {
+		return etag, err
+	}
+	return "", errReplyLost
+}
+
+func (l *lossy) createMultipart(ctx context.Context, key string) (string, error) {
+	if l.retryCreate {
+		if _, err := l.driver.createMultipart(ctx, key); err != nil { // its reply lost
+			return "", err
+		}
+	}
+	return l.driver.createMultipart(ctx, key)
+}
+
+// testLostReplies: a commit whose reply was lost is found done by looking; an upload
+// whose creation reply was lost (the SDK made a second one) is aborted by the next Reap,
+// however young.
+func testLostReplies(t *testing.T, srv *miniotest.Server, driver string, pool *bufpool.Pool) {
+	b := newBackend(t, serverConfig(srv, driver), pool)
+	ctx := testCtx(t)
+	l := &lossy{driver: b.d, loseComplete: true, losePut: true, retryCreate: true}
+	b.d = l
+	big, small := segment.Key("node1/lost/big"), segment.Key("node1/lost/small")
+	data := segmenttest.Data(9, 2*testBuf+100)
+	pushPut(t, b, big, data, testBuf)
+	pushPut(t, b, small, data[:100], 100)
+	if got := b.CommitsSettled(); got != 2 {
+		t.Fatalf("commits settled by looking = %d, want 2", got)
+	}
+	if !bytes.Equal(readAll(t, b, big), data) || !bytes.Equal(readAll(t, b, small), data[:100]) {
+		t.Fatal("objects committed with lost replies read back wrong")
+	}
+	if us := uploadsOf(t, b, big); len(us) != 1 {
+		t.Fatalf("uploads of %s after a creation retried by the SDK: %v; want the lost one", big, us)
+	}
+	if n, err := b.Reap(ctx, time.Hour); err != nil || n != 1 {
+		t.Fatalf("Reap(1h) = %d, %v; want the young upload whose creation reply was lost aborted", n, err)
+	}
+	if us := uploadsOf(t, b, big); len(us) != 0 {
+		t.Fatalf("uploads of %s left after Reap: %v", big, us)
+	}
+	// A commit that failed for real is not settled: the object is not there.
+	l.loseComplete = false
+	b.d = &failingComplete{l}
+	w, err := b.Create(ctx, "node1/lost/never", int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err == nil {
+		t.Fatal("a commit the store refused succeeded")
+	}
+	w.Abort()
+	for _, k := range []segment.Key{big, small} {
+		b.Delete(ctx, k)
+	}
+	b.Reap(ctx, 0)
+}
+
+type failingComplete struct{ driver }
+
+func (f *failingComplete) complete(context.Context, string, string, []part, uint32, int64) error {
+	return errors.New("InternalError: we encountered an internal error")
 }

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/tierd/tierd/segment"
 )
@@ -50,6 +53,49 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("read %s: %w", r.key, err)
 	}
 	defer leave()
+	var got int64
+	for try := 1; ; try++ {
+		m, err := r.readRange(p[got:n], off+got)
+		got += int64(m)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, errObjectChanged) || errors.Is(err, errLongBody) || r.ctx.Err() != nil || try == readTries {
+			if try > 1 {
+				err = fmt.Errorf("%w (after %d tries)", err, try)
+			}
+			return int(got), err
+		}
+		// A cut body, a reset connection, a 503 or a store past its deadline: ask again for
+		// what is still missing, from the last byte received.
+		r.b.readRetries.Add(1)
+		r.b.log.Info("read cut short; resuming with a ranged GET from the last byte received", zap.String("key", string(r.key)),
+			zap.Int64("offset", off+got), zap.Int64("left", n-got), zap.Int("try", try), zap.Error(err))
+		select {
+		case <-r.ctx.Done():
+			return int(got), fmt.Errorf("read %s at %d: %w", r.key, off+got, r.ctx.Err())
+		case <-time.After(readBackoff << (try - 1)):
+		}
+	}
+	if n < int64(len(p)) {
+		return int(n), io.EOF
+	}
+	return int(n), nil
+}
+
+// errLongBody: the server sent more than the range asked for (asking again would not help).
+var errLongBody = errors.New("server sent more than the bytes asked for")
+
+// A ReadAt whose GET fails or whose body is cut is resumed readTries - 1 times, from the
+// last byte received, after readBackoff, doubled each time.
+const (
+	readTries   = 5
+	readBackoff = 100 * time.Millisecond
+)
+
+// readRange reads len(p) bytes at off with one ranged GET; it returns how many it got.
+func (r *Reader) readRange(p []byte, off int64) (int, error) {
+	n := int64(len(p))
 	body, err := r.b.d.getRange(r.ctx, r.obj, r.etag, off, n)
 	if err != nil {
 		if k := r.b.d.classify(err); k == errChanged || k == errNotFound {
@@ -58,7 +104,7 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("read %s at %d: %w", r.key, off, err)
 	}
 	defer body.Close()
-	m, err := io.ReadFull(body, p[:n])
+	m, err := io.ReadFull(body, p)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
@@ -69,10 +115,7 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	// server sent exactly the range asked for.
 	var one [1]byte
 	if k, _ := body.Read(one[:]); k != 0 {
-		return 0, fmt.Errorf("read %s at %d: server sent more than the %d bytes asked for", r.key, off, n)
+		return 0, fmt.Errorf("read %s at %d: %w (%d bytes)", r.key, off, errLongBody, n)
 	}
-	if n < int64(len(p)) {
-		return int(n), io.EOF
-	}
-	return int(n), nil
+	return m, nil
 }

@@ -77,6 +77,30 @@ func (b *Backend) Reap(ctx context.Context, olderThan time.Duration) (aborted in
 		}
 	}
 
+	// Uploads of the objects written since the last Reap, by name, whatever their age: an
+	// SDK retry of a creation whose reply was lost leaves an upload nobody knows the id of.
+	b.mu.Lock()
+	recent := make([]string, 0, len(b.recent))
+	for obj := range b.recent {
+		if b.writing[obj] == 0 {
+			recent = append(recent, obj)
+		}
+	}
+	b.mu.Unlock()
+	for _, obj := range recent {
+		n, err := b.abortAllOf(ctx, obj)
+		aborted += n
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		b.mu.Lock()
+		if b.writing[obj] == 0 {
+			delete(b.recent, obj)
+		}
+		b.mu.Unlock()
+	}
+
 	nodePrefix := b.prefix + b.node + "/"
 	for _, listPrefix := range []string{nodePrefix, ""} {
 		var stale []upload

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -76,8 +77,12 @@ func (b *Backend) Create(ctx context.Context, key segment.Key, size int64) (segm
 		return nil, fmt.Errorf("create %s: %w", key, err)
 	}
 	wctx, cancel := context.WithCancel(ctx)
+	obj := b.object(key)
+	b.mu.Lock()
+	b.writing[obj]++
+	b.mu.Unlock()
 	return &Writer{
-		b: b, ctx: wctx, cancel: cancel, key: key, obj: b.object(key), size: size, leave: leave,
+		b: b, ctx: wctx, cancel: cancel, key: key, obj: obj, size: size, leave: leave,
 		slots: make(chan struct{}, b.partConc), next: 1,
 	}, nil
 }
@@ -86,6 +91,13 @@ func (b *Backend) Create(ctx context.Context, key segment.Key, size int64) (segm
 // is created with the first part; small objects never have one). Safe to call from any
 // goroutine.
 func (w *Writer) UploadID() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.uploadID
+}
+
+// uploadIDLocked is UploadID for callers holding w.b.mu (w.mu is always taken inside it).
+func (w *Writer) uploadIDLocked() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.uploadID
@@ -285,6 +297,9 @@ func (w *Writer) ensureUpload() (string, error) {
 	if id := w.UploadID(); id != "" {
 		return id, nil
 	}
+	w.b.mu.Lock()
+	w.b.recent[w.obj] = struct{}{}
+	w.b.mu.Unlock()
 	id, err := w.b.d.createMultipart(w.ctx, w.obj)
 	if err != nil {
 		// The request may have reached the server and only its reply been lost (an outage):
@@ -472,11 +487,14 @@ func (w *Writer) Commit(ctx context.Context) error {
 			p = w.stage.Bytes()[:w.stageN]
 		}
 		body := newPartBody(ctx, bytes.NewReader(p), 0, w.size, w.b.rate, &w.b.read)
-		if _, err := w.b.d.put(ctx, w.obj, body, crc32.Checksum(p, segment.Castagnoli), putCond{}); err != nil {
+		crc := crc32.Checksum(p, segment.Castagnoli)
+		if _, err := w.b.d.put(ctx, w.obj, body, crc, putCond{}); err != nil {
 			if f := body.failure(); f != nil {
 				err = f
 			}
-			return fmt.Errorf("commit %s: put: %w", w.key, err)
+			if f := body.failure(); f != nil || !w.b.committedAnyway(ctx, w.obj, w.size, crc, err) {
+				return fmt.Errorf("commit %s: put: %w", w.key, err)
+			}
 		}
 	} else {
 		crc := w.wholeCRC()
@@ -491,7 +509,7 @@ func (w *Writer) Commit(ctx context.Context) error {
 			return fmt.Errorf("BUG: s3: commit %s: parts hold %d of %d bytes", w.key, sum, w.size)
 		}
 		failpoint.Hit("s3.completing")
-		if err := w.b.d.complete(ctx, w.obj, id, w.parts, crc, w.size); err != nil {
+		if err := w.b.d.complete(ctx, w.obj, id, w.parts, crc, w.size); err != nil && !w.b.committedAnyway(ctx, w.obj, w.size, crc, err) {
 			return fmt.Errorf("commit %s: complete multipart upload %s: %w", w.key, id, err)
 		}
 	}
@@ -500,17 +518,42 @@ func (w *Writer) Commit(ctx context.Context) error {
 	return nil
 }
 
+// committedAnyway settles a commit whose request failed by looking: the store may have
+// committed the object and only its reply been lost (a cut connection; an SDK retry of a
+// completed upload then fails with NoSuchUpload). When the object under obj has the size
+// and full-object CRC-32C just written, the commit is done. A cancelled caller settles
+// nothing.
+func (b *Backend) committedAnyway(ctx context.Context, obj string, size int64, crc uint32, cerr error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	o, err := b.d.head(ctx, obj)
+	if err != nil || o.size != size || o.checksum == "" || o.checksumType == "COMPOSITE" || strings.Contains(o.checksum, "-") {
+		return false
+	}
+	if got, err := decodeCRC(o.checksum); err != nil || got != crc {
+		return false
+	}
+	b.settled.Add(1)
+	b.log.Warn("commit failed but the store has the object with the size and CRC-32C written (its reply was lost): committed",
+		zap.String("object", obj), zap.Int64("size", size), zap.NamedError("commit_error", cerr))
+	return true
+}
+
 // finish releases what the writer holds; parts in flight must be done.
 func (w *Writer) finish() {
 	if w.stage != nil {
 		w.stage.Release()
 		w.stage, w.stageN = nil, 0
 	}
-	if id := w.UploadID(); id != "" {
-		w.b.mu.Lock()
+	w.b.mu.Lock()
+	if id := w.uploadIDLocked(); id != "" {
 		delete(w.b.live, id)
-		w.b.mu.Unlock()
 	}
+	if w.b.writing[w.obj]--; w.b.writing[w.obj] <= 0 {
+		delete(w.b.writing, w.obj)
+	}
+	w.b.mu.Unlock()
 	w.cancel()
 	w.leave()
 }

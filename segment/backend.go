@@ -119,3 +119,23 @@ type Reader interface {
 	// safely and the reader's resources are freed after the last of them.
 	Close() error
 }
+
+// GroupSyncer is implemented by backends whose Commit ends with a step several commits
+// can share (posix: the fsync of the object's directory). A caller committing many small
+// objects (tierd's batches of small segments) commits them through a Deferred view and
+// pays that step once per directory instead of once per object.
+type GroupSyncer interface {
+	// Deferred returns a view of the backend whose Writers' Commit makes the object
+	// visible but leaves its last durability step to the view's Sync.
+	Deferred() DeferredBackend
+}
+
+// DeferredBackend is a view of a Backend (GroupSyncer.Deferred) whose Commit does not
+// make objects durable by itself: an object committed through it is durable only once
+// Sync has returned nil. Nothing may be recorded as stored before that. Everything but
+// Commit keeps the Backend contract. Safe for concurrent use.
+type DeferredBackend interface {
+	Backend
+	// Sync makes every object committed through the view so far durable.
+	Sync(ctx context.Context) error
+}

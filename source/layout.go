@@ -221,9 +221,15 @@ func newScan(ctx context.Context, source, root string) (*scan, error) {
 
 // skip records a skipped path (relative to the root) and why.
 func (s *scan) skip(rel, format string, args ...any) {
+	s.skipOption(rel, "", format, args...)
+}
+
+// skipOption skips rel for disagreeing with the source setting option.
+func (s *scan) skipOption(rel, option, format string, args ...any) {
 	s.res.Skipped = append(s.res.Skipped, Skipped{
 		Path:   filepath.Join(s.root, filepath.FromSlash(rel)),
 		Reason: fmt.Sprintf(format, args...),
+		Option: option,
 	})
 }
 

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tierd/tierd/config"
+	"github.com/tierd/tierd/index"
 	"github.com/tierd/tierd/segment"
 )
 
@@ -111,21 +113,30 @@ func (l *rocketMQ) scanOffsetSeq(s *scan, q offsetSeq) error {
 		c   Candidate
 	}
 	var files []file
+	var regular []entry
+	var named []namedFile
 	for _, e := range entries {
-		rel := joinRel(q.dir, e.name)
-		if !s.regular(rel, e, "a "+q.kind.String()+" file") {
+		if !s.regular(joinRel(q.dir, e.name), e, "a "+q.kind.String()+" file") {
 			continue
 		}
+		regular = append(regular, e)
+		if off, ok := parseDigits(e.name, 20); ok {
+			named = append(named, namedFile{off, e.info.Size()})
+		}
+	}
+	hint := l.sizeHint(q, named)
+	for _, e := range regular {
+		rel := joinRel(q.dir, e.name)
 		off, ok := parseDigits(e.name, 20)
 		switch size := e.info.Size(); {
 		case !ok:
 			s.skip(rel, "unexpected name: %s files are named by a 20-digit offset", q.kind)
 		case off%q.fileSize != 0:
-			s.skip(rel, "offset %d is not a multiple of the file size %d (%s)", off, q.fileSize, q.sizeName)
+			s.skipOption(rel, q.sizeName, "offset %d is not a multiple of the file size %d (%s: %s)%s", off, q.fileSize, q.sizeName, sizeString(q.fileSize), hint)
 		case size == 0:
 			s.skip(rel, "empty file (the broker preallocates %d bytes)", q.fileSize)
 		case size != q.fileSize:
-			s.skip(rel, "size %d, want %d (%s): corrupt, foreign, or a different broker setting", size, q.fileSize, q.sizeName)
+			s.skipOption(rel, q.sizeName, "size %d, want %d (%s: %s): corrupt, foreign, or a different broker setting%s", size, q.fileSize, q.sizeName, sizeString(q.fileSize), hint)
 		default:
 			files = append(files, file{off, s.candidate(q.kind, q.seq, rel, e.info)})
 		}
@@ -163,6 +174,60 @@ func (l *rocketMQ) scanOffsetSeq(s *scan, q offsetSeq) error {
 	s.addSequence(q.seq, out)
 	return nil
 }
+
+// namedFile is a file of an offset-named sequence: the offset its name gives, its size.
+type namedFile struct {
+	off, size int64
+}
+
+// sizeHint says which file size the files of a sequence show, when it differs from the
+// configured one, and what to set: files are named by their first byte's offset in the
+// sequence, so the sizes of consecutive names' gaps are the file size, which the
+// non-empty files must then have ("" when the files show no single size).
+func (l *rocketMQ) sizeHint(q offsetSeq, files []namedFile) string {
+	var gcd, size int64
+	for _, f := range files {
+		gcd = gcd64(gcd, f.off)
+		switch {
+		case f.size == 0:
+		case size == 0:
+			size = f.size
+		case f.size != size:
+			return "" // files of several sizes: no single setting explains them
+		}
+	}
+	if size == 0 || size == q.fileSize || gcd%size != 0 {
+		return ""
+	}
+	var why string
+	switch {
+	case gcd == size:
+		why = fmt.Sprintf("the files here are named %d apart and are %d bytes", size, size)
+	case gcd == 0:
+		why = fmt.Sprintf("the file here is %d bytes", size)
+	default:
+		why = fmt.Sprintf("the files here are %d bytes, named at multiples of %d", size, size)
+	}
+	return fmt.Sprintf("; %s: set %s: %s for source %q (the broker's %s)", why, q.sizeName, sizeString(size), l.opts.Source, brokerSetting(q.sizeName))
+}
+
+// brokerSetting names the broker setting a size option mirrors.
+func brokerSetting(option string) string {
+	if option == "consumequeue_file_size" {
+		return "mappedFileSizeConsumeQueue, rounded up to a multiple of 20"
+	}
+	return "mappedFileSizeCommitLog"
+}
+
+func gcd64(a, b int64) int64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// sizeString renders a byte count as the config writes sizes (config.Size).
+func sizeString(n int64) string { return config.Size(n).String() }
 
 func (l *rocketMQ) scanConsumeQueues(s *scan) error {
 	topics, ok, err := s.readDir("consumequeue", false)
@@ -244,8 +309,8 @@ func (l *rocketMQ) scanIndex(s *scan) error {
 		case size == 0:
 			s.skip(rel, "empty file (the broker preallocates %d bytes)", want)
 		case size != want:
-			s.skip(rel, "size %d, want %d (40 + index_hash_slots %d x 4 + index_items %d x 20): corrupt, foreign, or a different broker setting",
-				size, want, l.opts.IndexHashSlots, l.opts.IndexItems)
+			s.skipOption(rel, "index_hash_slots", "size %d, want %d (40 + index_hash_slots %d x 4 + index_items %d x 20): corrupt, foreign, or a different broker setting%s",
+				size, want, l.opts.IndexHashSlots, l.opts.IndexItems, l.indexHint(filepath.Join(s.root, "index", e.name), size))
 		default:
 			files = append(files, s.candidate(segment.KindIndex, "index", rel, e.info))
 		}
@@ -270,6 +335,33 @@ func (l *rocketMQ) scanIndex(s *scan) error {
 	return nil
 }
 
+// indexHint says which index_hash_slots and index_items an IndexFile of size bytes fits
+// (index.PlausibleGeometries: its size, header and newest item), if any. It is called
+// for a file whose size is wrong only, and reads at most five small pieces of it.
+func (l *rocketMQ) indexHint(path string, size int64) string {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return ""
+	}
+	guesses, err := index.PlausibleGeometries(f, size)
+	if err != nil || len(guesses) == 0 {
+		return ""
+	}
+	var alts []string
+	for _, g := range guesses {
+		why := "4 items a slot, as the broker's defaults"
+		if g.Items != 4*g.Slots {
+			why = "a full file"
+		}
+		alts = append(alts, fmt.Sprintf("index_hash_slots: %d and index_items: %d (%s)", g.Slots, g.Items, why))
+	}
+	return fmt.Sprintf("; its %d bytes fit %s: set them for source %q (the broker's maxHashSlotNum and maxIndexNum)", size, strings.Join(alts, ", or "), l.opts.Source)
+}
+
 // validIndexName reports whether name is a yyyyMMddHHmmssSSS creation time.
 func validIndexName(name string) bool {
 	if _, ok := parseDigits(name, 17); !ok {
@@ -280,7 +372,7 @@ func validIndexName(name string) bool {
 }
 
 // readIndexCount reads the indexCount field of an IndexFile's 40-byte header: the only
-// bytes of a segment a layout ever reads.
+// bytes of a segment a layout reads (but for indexHint, on a file of the wrong size).
 func readIndexCount(path string) (int32, error) {
 	// O_NONBLOCK: should the file be swapped for a FIFO after it was stat'ed, open must
 	// not wait for a writer; fstat then refuses it.

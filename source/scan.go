@@ -35,6 +35,9 @@ type Skipped struct {
 	Path string
 	// Reason says what is wrong with it.
 	Reason string
+	// Option, when set, is the source setting (YAML key) the file disagrees with, such as
+	// commitlog_file_size: Reason then says the value that would fit, if one does.
+	Option string
 }
 
 // ScanResult is what a Layout found under a source directory at one moment.

@@ -35,29 +35,49 @@ nothing for a current version. --json prints the records with "version" and "sta
 					return err
 				}
 			}
-			recs, err := a.records(cmd.Context(), tier)
+			// Streamed: a catalog of a million records is never held whole.
+			versions, err := a.newVersionView(cmd.Context())
 			if err != nil {
 				return err
 			}
-			versions := indexVersions(recs)
-			listed := make([]lsEntry, 0, len(recs))
-			for _, r := range recs {
-				listed = append(listed, lsEntry{Record: r, Ver: r.Ver(), State: versions.state(r, a.localExists)})
-			}
+			var js *jsonStream
+			var w *tabwriter.Writer
 			if asJSON {
-				return printJSON(listed)
+				js = newJSONStream(stdout)
+				js.open('[')
+			} else {
+				w = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(w, "TIER\tKEY\tVERSION\tSIZE\tCRC32C\tOFFLOADED\tSTATE")
 			}
-			w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(w, "TIER\tKEY\tVERSION\tSIZE\tCRC32C\tOFFLOADED\tSTATE")
+			var n int
 			var total int64
-			for _, r := range listed {
-				fmt.Fprintf(w, "%s\t%s\tv%d\t%d\t%08x\t%s\t%s\n", r.Tier, r.Key, r.Ver, r.Size, r.CRC32C, r.OffloadedAt.Local().Format(time.DateTime), r.State)
+			err = a.walkRecords(cmd.Context(), tier, func(r catalog.Record) error {
+				state, err := versions.state(r, a.localExists)
+				if err != nil {
+					return err
+				}
+				n++
 				total += r.Size
+				if js != nil {
+					return js.elem(lsEntry{Record: r, Ver: r.Ver(), State: state})
+				}
+				fmt.Fprintf(w, "%s\t%s\tv%d\t%d\t%08x\t%s\t%s\n", r.Tier, r.Key, r.Ver(), r.Size, r.CRC32C, r.OffloadedAt.Local().Format(time.DateTime), state)
+				if n%lsFlushEvery == 0 {
+					return w.Flush() // columns are aligned per block of lines
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if js != nil {
+				js.close(']')
+				return js.end()
 			}
 			if err := w.Flush(); err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "%d objects, %s\n", len(recs), humanBytes(total))
+			fmt.Fprintf(stdout, "%d objects, %s\n", n, humanBytes(total))
 			return nil
 		},
 	}
@@ -65,6 +85,9 @@ nothing for a current version. --json prints the records with "version" and "sta
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
+
+// lsFlushEvery is how many lines ls aligns and writes at a time.
+const lsFlushEvery = 1000
 
 // lsEntry is one line of ls: a catalog record, its version and what became of it.
 type lsEntry struct {

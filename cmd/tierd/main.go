@@ -20,7 +20,16 @@ const (
 	exitOK     = 0
 	exitFailed = 1 // the operation failed
 	exitUsage  = 2 // bad usage or configuration
+	// exitUnreadable: verify could not read some objects (the store failed), but found no
+	// object whose bytes differ from its record.
+	exitUnreadable = 3
 )
+
+// unreadableError is verify's outcome when objects could not be read but none differed.
+type unreadableError struct{ err error }
+
+func (e unreadableError) Error() string { return e.err.Error() }
+func (e unreadableError) Unwrap() error { return e.err }
 
 // usageError marks errors that are the caller's: bad flags, arguments or config.
 type usageError struct{ err error }
@@ -53,6 +62,10 @@ func run(ctx context.Context, args []string) int {
 	var ce *config.Error
 	if errors.As(err, &ue) || errors.As(err, &ce) || isCobraUsage(err) {
 		return exitUsage
+	}
+	var re unreadableError
+	if errors.As(err, &re) {
+		return exitUnreadable
 	}
 	return exitFailed
 }

@@ -163,7 +163,7 @@ func TestRealBrokerFiles(t *testing.T) {
 			t.Errorf("%s: version %d, state %q; want 1 and none", o.Key, o.Ver, o.State)
 		}
 	}
-	if out := w.cli(t, 0, "verify"); !strings.Contains(out, fmt.Sprintf("%d checked, 0 failed, 0 removed while being verified, 0 local files diverged", total)) {
+	if out := w.cli(t, 0, "verify"); !strings.Contains(out, fmt.Sprintf("%d checked, 0 failed, 0 could not be read, 0 removed while being verified, 0 local files diverged", total)) {
 		t.Fatalf("verify:\n%s", out)
 	}
 

@@ -1,13 +1,12 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tierd/tierd/daemon"
 )
 
 func newScanCmd(g *globals) *cobra.Command {
@@ -17,7 +16,14 @@ func newScanCmd(g *globals) *cobra.Command {
 		Short: "Dry run: what is sealed, what is not and why, and what each tier would get now",
 		Long: `Dry run: what is sealed, what is not and why, and what each tier would get now. Exits
 1 when a source cannot be scanned (its path is missing or does not look like its layout:
-the report says why and what to change).`,
+the report says why and what to change). The report is streamed as it is made (a store of
+a million files is never held whole): per source its files not sealed yet and skipped,
+then a summary line; per tier what would move, wait and expire, then a summary line.
+--json prints {"sources": [{"name", "path", "unsealed", "skipped", "sealed", "error"}],
+"tiers": [{"name", "present", "paused", "move", "later", "expire"}], "delete_local"};
+arrays are never null. Scanning records what it saw of the local files in the catalog
+(sealing needs two scans), as the daemon does; it changes nothing on the tiers or in the
+broker's directory.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, err := openReader(cmd.Context(), g)
@@ -32,58 +38,29 @@ the report says why and what to change).`,
 			if err != nil {
 				return err
 			}
-			rep, err := d.Scan(cmd.Context())
-			if err != nil {
-				return err
-			}
-			var failed []string
-			for _, s := range rep.Sources {
-				if s.Error != "" {
-					failed = append(failed, s.Name)
-				}
-			}
-			if len(failed) > 0 {
-				err = fmt.Errorf("source %s could not be scanned (see its error above)", strings.Join(failed, ", "))
+			// The report is streamed (a store of a million files is never held whole).
+			var failed func() []string
+			var out interface {
+				daemon.ScanOutput
+				finish() error
 			}
 			if asJSON {
-				return errors.Join(printJSON(rep), err)
+				o := newJSONScanOut(stdout)
+				out, failed = o, func() []string { return o.failed }
+			} else {
+				o := newTextScanOut(stdout)
+				out, failed = o, func() []string { return o.failed }
 			}
-			w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-			for _, s := range rep.Sources {
-				fmt.Fprintf(w, "source %s (%s): %d sealed, %d not sealed, %d skipped\n", s.Name, s.Root, len(s.Sealed), len(s.Unsealed), len(s.Skipped))
-				if s.Error != "" {
-					fmt.Fprintf(w, "  error: %s\n", s.Error)
-				}
-				for _, p := range s.Unsealed {
-					fmt.Fprintf(w, "  not sealed\t%s\t%s\n", p.Rel, p.Why)
-				}
-				for _, sk := range s.Skipped {
-					fmt.Fprintf(w, "  skipped\t%s\t%s\n", sk.Path, sk.Reason)
-				}
+			if err := d.ScanTo(cmd.Context(), out); err != nil {
+				return err
 			}
-			for _, t := range rep.Tiers {
-				state := ""
-				if t.Paused {
-					state = " (paused: filesystem too full)"
-				}
-				fmt.Fprintf(w, "tier %s%s: %d to move now, %d later, %d to expire, %d already there\n", t.Name, state, len(t.Move), len(t.Later), len(t.Expire), t.Present)
-				for _, p := range t.Move {
-					fmt.Fprintf(w, "  move\t%s\n", p)
-				}
-				for _, l := range t.Later {
-					fmt.Fprintf(w, "  later\t%s\tdue %s\n", l.Path, l.Due.Format(time.RFC3339))
-				}
-				for _, e := range t.Expire {
-					fmt.Fprintf(w, "  expire\t%s\n", e)
-				}
+			if err := out.finish(); err != nil {
+				return err
 			}
-			if len(rep.DeleteLocal) > 0 {
-				fmt.Fprintf(w, "local: %d to delete (local.delete_after; every required tier holds a verified copy)\n", len(rep.DeleteLocal))
-				for _, p := range rep.DeleteLocal {
-					fmt.Fprintf(w, "  delete\t%s\n", p)
-				}
+			if f := failed(); len(f) > 0 {
+				return fmt.Errorf("source %s could not be scanned (see its error above)", strings.Join(f, ", "))
 			}
-			return errors.Join(w.Flush(), err)
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")

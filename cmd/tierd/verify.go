@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,6 +19,9 @@ type verifyResult struct {
 	Key   segment.Key `json:"key"`
 	OK    bool        `json:"ok"`
 	Error string      `json:"error,omitempty"`
+	// Unreadable: the object could not be read (the store failed, after retries): not
+	// known to be bad, not checked either.
+	Unreadable bool `json:"unreadable,omitempty"`
 	// Gone: a running daemon removed or replaced the entry (retention, say) while it was
 	// being verified; it is neither checked nor failed.
 	Gone bool `json:"gone,omitempty"`
@@ -35,11 +39,13 @@ func newVerifyCmd(g *globals) *cobra.Command {
 		Long: `Check every catalog entry (of one tier with --tier): the object exists with the
 recorded size, the tier's stored CRC-32C matches, and the CRC-32C of all its bytes, read
 back, matches too. While a daemon runs, the entries come from it, and one it removes
-meanwhile (retention) is reported as gone, not failed. Then every local file that the
-tiers hold is compared (size, then the CRC-32C of its bytes) with the newest version
-they hold: a file the broker rewrote after it was offloaded (Kafka's log cleaner) is
-reported as DIVERGED until the daemon has offloaded it as a new version. Exits 1 if any
-entry fails or any file diverged.`,
+meanwhile (retention) is reported as gone, not failed. An object the store does not
+let it read (errors, cut connections, timeouts; each entry is tried 3 times) is reported
+as unreadable, not failed. Then every local file that the tiers hold is compared (size,
+then the CRC-32C of its bytes) with the newest version they hold: a file the broker
+rewrote after it was offloaded (Kafka's log cleaner) is reported as DIVERGED until the
+daemon has offloaded it as a new version. Exits 1 if any entry fails (its object is
+missing or its bytes differ) or any file diverged, else 3 if any entry could not be read.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, err := openReader(cmd.Context(), g)
@@ -52,9 +58,9 @@ entry fails or any file diverged.`,
 				return err
 			}
 			var results []verifyResult
-			bad, gone := 0, 0
+			bad, gone, unreadable := 0, 0, 0
 			for _, rec := range recs {
-				err := a.verifyRecord(cmd.Context(), rec)
+				err := a.verifyWithRetries(cmd.Context(), rec)
 				if ctxErr := cmd.Context().Err(); ctxErr != nil {
 					return ctxErr
 				}
@@ -72,6 +78,9 @@ entry fails or any file diverged.`,
 				case res.Gone:
 					res.Error = "removed from the catalog while being verified"
 					gone++
+				case err != nil && !errors.Is(err, errDiffers):
+					res.Error, res.Unreadable = err.Error(), true
+					unreadable++
 				case err != nil:
 					res.Error = err.Error()
 					bad++
@@ -94,6 +103,8 @@ entry fails or any file diverged.`,
 						fmt.Fprintf(stdout, "ok    %s:%s\n", rec.Tier, rec.Key)
 					case res.Gone:
 						fmt.Fprintf(stdout, "gone  %s:%s: %s\n", rec.Tier, rec.Key, res.Error)
+					case res.Unreadable:
+						fmt.Fprintf(stdout, "UNREADABLE %s:%s: %s\n", rec.Tier, rec.Key, res.Error)
 					default:
 						fmt.Fprintf(stdout, "FAIL  %s:%s: %s\n", rec.Tier, rec.Key, res.Error)
 					}
@@ -107,7 +118,7 @@ entry fails or any file diverged.`,
 			}
 			versions := indexVersions(all)
 			seen := map[fileID]bool{}
-			checked := len(results) - gone
+			checked := len(results) - gone - unreadable
 			diverged := 0
 			for _, rec := range recs {
 				id := fileID{rec.Source, rec.Rel}
@@ -131,11 +142,14 @@ entry fails or any file diverged.`,
 				}
 			}
 			if asJSON {
-				if err := printJSON(map[string]any{"checked": checked, "failed": bad, "gone": gone, "diverged": diverged, "results": results}); err != nil {
+				if results == nil {
+					results = []verifyResult{}
+				}
+				if err := printJSON(map[string]any{"checked": checked, "failed": bad, "unreadable": unreadable, "gone": gone, "diverged": diverged, "results": results}); err != nil {
 					return err
 				}
 			} else {
-				fmt.Fprintf(stdout, "%d checked, %d failed, %d removed while being verified, %d local files diverged\n", checked, bad, gone, diverged)
+				fmt.Fprintf(stdout, "%d checked, %d failed, %d could not be read, %d removed while being verified, %d local files diverged\n", checked, bad, unreadable, gone, diverged)
 			}
 			var errs []error
 			if bad > 0 {
@@ -143,6 +157,9 @@ entry fails or any file diverged.`,
 			}
 			if diverged > 0 {
 				errs = append(errs, fmt.Errorf("%d local files differ from the newest version the tiers hold", diverged))
+			}
+			if len(errs) == 0 && unreadable > 0 {
+				return unreadableError{fmt.Errorf("%d catalog entries could not be read from their tier (the store failed; try again): none checked differed", unreadable)}
 			}
 			return errors.Join(errs...)
 		},
@@ -166,23 +183,58 @@ func (a *app) stillRecorded(ctx context.Context, rec catalog.Record) (bool, erro
 	return false, nil
 }
 
+// errDiffers marks a verify failure that is about the object itself (missing, another
+// size, other bytes), as opposed to a store that could not be read.
+var errDiffers = errors.New("object differs from its catalog record")
+
+// errMissing: the tier says the object does not exist. An object store may say so for a
+// moment right after the object was committed (a stale read), so it is asked again.
+var errMissing = fmt.Errorf("%w: object missing", errDiffers)
+
+// verifyTries is how many times verify checks an entry whose object could not be read;
+// the n-th retry waits n × verifyBackoff.
+const (
+	verifyTries   = 3
+	verifyBackoff = 500 * time.Millisecond
+)
+
+// verifyWithRetries checks rec, again while the store fails to let it read the object or
+// says it is missing.
+func (a *app) verifyWithRetries(ctx context.Context, rec catalog.Record) error {
+	var err error
+	for try := 1; try <= verifyTries; try++ {
+		err = a.verifyRecord(ctx, rec)
+		if err == nil || ctx.Err() != nil || (errors.Is(err, errDiffers) && (!errors.Is(err, errMissing) || try == verifyTries)) {
+			return err
+		}
+		if try < verifyTries {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(try) * verifyBackoff):
+			}
+		}
+	}
+	return fmt.Errorf("could not read (%d tries): %w", verifyTries, err)
+}
+
 func (a *app) verifyRecord(ctx context.Context, rec catalog.Record) error {
 	t, err := a.tier(rec.Tier)
 	if err != nil {
-		return fmt.Errorf("tier no longer configured")
+		return fmt.Errorf("%w: tier no longer configured", errDiffers)
 	}
 	info, err := t.Backend.Stat(ctx, rec.Key)
 	if errors.Is(err, segment.ErrNotFound) {
-		return fmt.Errorf("object missing")
+		return errMissing
 	}
 	if err != nil {
 		return err
 	}
 	if info.Size != rec.Size {
-		return fmt.Errorf("size %d, catalog says %d", info.Size, rec.Size)
+		return fmt.Errorf("%w: size %d, catalog says %d", errDiffers, info.Size, rec.Size)
 	}
 	if info.CRC32C != rec.CRC32C {
-		return fmt.Errorf("stored CRC-32C %08x, catalog says %08x", info.CRC32C, rec.CRC32C)
+		return fmt.Errorf("%w: stored CRC-32C %08x, catalog says %08x", errDiffers, info.CRC32C, rec.CRC32C)
 	}
 	r, err := t.Backend.Open(ctx, rec.Key)
 	if err != nil {
@@ -194,7 +246,7 @@ func (a *app) verifyRecord(ctx context.Context, rec catalog.Record) error {
 		return fmt.Errorf("read back: %w", err)
 	}
 	if crc != rec.CRC32C {
-		return fmt.Errorf("CRC-32C of the bytes read back is %08x, catalog says %08x", crc, rec.CRC32C)
+		return fmt.Errorf("%w: CRC-32C of the bytes read back is %08x, catalog says %08x", errDiffers, crc, rec.CRC32C)
 	}
 	return nil
 }

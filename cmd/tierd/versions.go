@@ -161,3 +161,53 @@ func (a *app) checkLocal(ctx context.Context, rec catalog.Record) error {
 	}
 	return nil
 }
+
+// versionView says what became of records one at a time without an index of every
+// record: from the catalog's records of the record's neighbourhood (its Kafka partition
+// directory, or its file), read through the Holders index and kept while consecutive
+// records share it (records come sorted by tier and key, so a partition's come
+// together). Without the catalog (a running daemon holds it) it falls back to an index
+// of every record, which the caller gives.
+type versionView struct {
+	cat   *catalog.Catalog
+	all   *versionIndex // when cat is nil
+	place string
+	x     *versionIndex
+}
+
+func (v *versionView) state(rec catalog.Record, localExists func(source, rel string) bool) (string, error) {
+	if v.cat == nil {
+		return v.all.state(rec, localExists), nil
+	}
+	place, dir, kafka := rec.Source+"\x00"+rec.Rel, "", false
+	if d, _, _, ok := source.ParseKafkaRel(rec.Rel); ok {
+		place, dir, kafka = rec.Source+"\x00"+d+"/", d+"/", true
+	}
+	if place != v.place || v.x == nil {
+		var recs []catalog.Record
+		var err error
+		if kafka {
+			recs, err = v.cat.HoldersUnder(rec.Source, dir)
+		} else {
+			recs, err = v.cat.Holders(rec.Source, rec.Rel)
+		}
+		if err != nil {
+			return "", err
+		}
+		v.x, v.place = indexVersions(recs), place
+	}
+	return v.x.state(rec, localExists), nil
+}
+
+// newVersionView is the view ls and verify use: over the catalog when it is open, else
+// over every record of the running daemon's catalog (read once, held).
+func (a *app) newVersionView(ctx context.Context) (*versionView, error) {
+	if a.cat != nil {
+		return &versionView{cat: a.cat}, nil
+	}
+	all, err := a.records(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	return &versionView{all: indexVersions(all)}, nil
+}

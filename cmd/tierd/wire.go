@@ -192,6 +192,7 @@ func (a *app) buildTier(ctx context.Context, t config.Tier) (daemon.Tier, error)
 			SessionToken: c.SessionToken.Reveal(), CAFile: c.CAFile, SSE: string(c.SSE), SSEKMSKeyID: c.SSEKMSKeyID,
 			PartSize: c.PartSize.Int64(), PartConcurrency: c.PartConcurrency, ReapAfter: c.ReapAfter.Std(),
 			RateLimit: rateOrZero(t.RateLimit), Concurrency: t.Concurrency,
+			RequestTimeout: c.RequestTimeout.Std(), MinTransferRate: int64(c.MinTransferRate),
 			OnUpload: func(key segment.Key, id string) { a.uploads.notify(name, key, id) },
 		}, a.cfg.Node, a.pool, a.log.Named("s3").With(zap.String("tier", t.Name)))
 		if err != nil {
@@ -226,7 +227,7 @@ func (a *app) buildTier(ctx context.Context, t config.Tier) (daemon.Tier, error)
 func (a *app) wrapCodec(t config.Tier, inner segment.Backend) (*codec.Backend, error) {
 	if a.codecs == nil {
 		m := a.cfg.Memory
-		c, err := codec.NewCodecs(codec.CodecsConfig{Encoders: m.Codecs, Decoders: m.Codecs, BufferSize: int(m.BufferSize.Int64())})
+		c, err := codec.NewCodecs(codec.CodecsConfig{Encoders: m.Codecs, Decoders: m.Codecs, Pool: a.pool})
 		if err != nil {
 			return nil, fmt.Errorf("memory.codecs: %w", err)
 		}
@@ -243,6 +244,9 @@ func (a *app) wrapCodec(t config.Tier, inner segment.Backend) (*codec.Backend, e
 			return nil, usagef("tier %s: encryption.key_file: %v", t.Name, err)
 		}
 		cfg.Keys = keys
+		if fi, err := os.Stat(f); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			a.log.Warn("key file is readable by other users: chmod 600 it", zap.String("tier", t.Name), zap.String("key_file", f), zap.Stringer("mode", fi.Mode().Perm()))
+		}
 	}
 	be := codec.New(inner, cfg, a.codecs, a.log.Named("codec").With(zap.String("tier", t.Name)))
 	a.codecTiers[t.Name] = be

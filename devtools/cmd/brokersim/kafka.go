@@ -51,6 +51,7 @@ func newKafkaCmd(g *globalFlags) *cobra.Command {
 	f.Int64Var(&o.Records, "records", 10000, "records to write at once")
 	f.Var(&segmentBytes, "segment-bytes", "segment size (log.segment.bytes)")
 	f.IntVar(&o.RecordSize, "record-size", 256, "record value bytes")
+	f.BoolVar(&o.TextBodies, "text-bodies", false, "values are JSON log lines (compressible) instead of random bytes")
 	f.IntVar(&o.BatchRecords, "batch-records", 10, "most records per batch")
 	f.IntVar(&o.IndexIntervalBytes, "index-interval-bytes", index.DefaultIndexIntervalBytes, "log.index.interval.bytes")
 	f.Var(&maxIndexSize, "max-index-size", "preallocated index size of the active segment (log.index.size.max.bytes)")

@@ -51,6 +51,7 @@ func newRocketMQCmd(g *globalFlags) *cobra.Command {
 	f.IntVar(&o.IndexSlots, "index-slots", 5_000_000, "IndexFile hash slots (maxHashSlotNum)")
 	f.IntVar(&o.IndexItems, "index-items", 20_000_000, "IndexFile items (maxIndexNum)")
 	f.IntVar(&o.BodySize, "body-size", 512, "message body bytes")
+	f.BoolVar(&o.TextBodies, "text-bodies", false, "bodies are JSON log lines (compressible) instead of random bytes")
 	f.Uint64Var(&o.Seed, "seed", 1, "content seed")
 	f.StringVar(&start, "start", "", "store time of the first message, RFC 3339 (default: so that the initial messages end now)")
 	f.DurationVar(&o.Interval, "interval", time.Millisecond, "store-time step between initial messages")
