@@ -92,7 +92,7 @@ func scaleRun(t *testing.T, parts int) (heap uint64, sealed int) {
 	return heap, want
 }
 
-// TestHeapDoesNotGrowWithFiles (DESIGN.md invariant 9): the daemon's live heap after
+// TestHeapDoesNotGrowWithFiles (docs/DESIGN.md invariant 9): the daemon's live heap after
 // scanning, sealing and planning a store of 4N files is within a small constant of the
 // heap with N files. It asserts growth, not time.
 func TestHeapDoesNotGrowWithFiles(t *testing.T) {
