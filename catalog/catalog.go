@@ -131,7 +131,7 @@ func initMeta(tx *bolt.Tx, stateDir, node string) error {
 			return fmt.Errorf("record instance id: %w", err)
 		}
 	}
-	for _, name := range [][]byte{bRecords, bHolders, bIntents, bAge, bStats, bDue, bLAge, bLocal, bSeqs} {
+	for _, name := range [][]byte{bRecords, bHolders, bIntents, bAge, bStats, bDue, bLAge, bLocal, bSeqs, bSuper} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create catalog bucket %s: %w", name, err)
 		}

@@ -245,9 +245,10 @@ func dueTiers(tx *bolt.Tx) []string {
 	return strings.Split(string(v), "\x00")
 }
 
-// addDueTx makes (source, rel) due on every indexed tier that has no record of it.
-func (c *Catalog) addDueTx(tx *bolt.Tx, tiers []string, source, rel, kind string, mtime time.Time) error {
-	key, err := SegmentKey(c.node, source, rel, kind)
+// addDueTx makes (source, rel) due on every indexed tier that has no record of its
+// version of size and mtime (VersionKey).
+func (c *Catalog) addDueTx(tx *bolt.Tx, tiers []string, source, rel, kind string, size int64, mtime time.Time) error {
+	key, _, err := c.versionKeyTx(tx, source, rel, kind, size, mtime)
 	if err != nil {
 		return nil // not a valid key: the daemon reports it when it looks at the file
 	}
@@ -287,7 +288,7 @@ func (c *Catalog) IndexTiers(tiers []string) (bool, error) {
 				return err
 			}
 			if lf.Sealed {
-				if err := c.addDueTx(tx, tiers, string(source), string(rel), lf.Kind, lf.ModTime); err != nil {
+				if err := c.addDueTx(tx, tiers, string(source), string(rel), lf.Kind, lf.Size, lf.ModTime); err != nil {
 					return err
 				}
 			}
@@ -308,11 +309,18 @@ func (c *Catalog) IndexTiers(tiers []string) (bool, error) {
 			if tx.Bucket(bLocal).Get(sr) != nil {
 				continue
 			}
-			rec, err := getTx(tx, string(parts[2]), segment.Key(parts[3]))
+			// The newest version is the one other tiers want.
+			recs, err := holdersTx(tx, string(parts[0]), string(parts[1]))
 			if err != nil {
 				return err
 			}
-			if err := c.addDueTx(tx, tiers, rec.Source, rec.Rel, rec.Kind, rec.SegmentModTime); err != nil {
+			rec := recs[0]
+			for _, r := range recs {
+				if r.Ver() > rec.Ver() {
+					rec = r
+				}
+			}
+			if err := c.addDueTx(tx, tiers, rec.Source, rec.Rel, rec.Kind, rec.LocalSize, rec.SegmentModTime); err != nil {
 				return err
 			}
 		}

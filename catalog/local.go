@@ -221,7 +221,7 @@ func (c *Catalog) putLocalTx(tx *bolt.Tx, tiers []string, f LocalFile) error {
 	if err := tx.Bucket(bLAge).Put(lageKey(f.ModTime, f.Source, f.Rel), nil); err != nil {
 		return fmt.Errorf("index local file %s/%s: %w", f.Source, f.Rel, err)
 	}
-	return c.addDueTx(tx, tiers, f.Source, f.Rel, f.Kind, f.ModTime)
+	return c.addDueTx(tx, tiers, f.Source, f.Rel, f.Kind, f.Size, f.ModTime)
 }
 
 // unsealTx removes the index entries of sealed file f (it changed or went). Its due

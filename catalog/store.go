@@ -60,6 +60,9 @@ func putTx(tx *bolt.Tx, rec Record, val []byte) error {
 	if err := tx.Bucket(bHolders).Put(holderKey(rec), nil); err != nil {
 		return fmt.Errorf("index record %s on tier %s: %w", rec.Key, rec.Tier, err)
 	}
+	if err := indexSupersededTx(tx, rec.normalize()); err != nil {
+		return err
+	}
 	return indexRecordTx(tx, rec.normalize(), 1)
 }
 

@@ -463,3 +463,42 @@ func TestTierToTierCopy(t *testing.T) {
 		t.Fatalf("the copy opens with the first tier's key: %v", err)
 	}
 }
+
+// TestRunOfFramesOneRead checks that a read covering several whole frames fetches them
+// with one ranged read when a pool buffer is free, and frame by frame when none is.
+func TestRunOfFramesOneRead(t *testing.T) {
+	keys, _ := testKeys(t, "k1")
+	pool := testPool(t, 64<<10, 2)
+	inner := newMemBackend()
+	b := New(inner, Config{Compression: CompressZstd, Keys: keys}, testCodecs(t, pool, 64<<10, testFrame), zap.NewNop())
+	data := append(textBody(10*testFrame), segmenttest.Data(5, 10*testFrame+99)...)
+	put(t, b, "obj", data)
+	r, err := b.Open(ctxT(t), "obj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	f := func(name string, off, n int, wantReads int64) {
+		t.Helper()
+		p := make([]byte, n)
+		before := inner.reads.Load()
+		if _, err := r.ReadAt(p, int64(off)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !bytes.Equal(p, data[off:off+n]) {
+			t.Fatalf("%s: other bytes", name)
+		}
+		if got := inner.reads.Load() - before; got != wantReads {
+			t.Fatalf("%s: %d reads of the inner object, want %d", name, got, wantReads)
+		}
+	}
+	f("8 whole frames", 0, 8*testFrame, 1)
+	f("8 whole frames, text and random", 6*testFrame, 8*testFrame, 1)
+	f("a partial frame, 3 whole, a partial", testFrame/2, 4*testFrame, 3)
+	f("to the end", 15*testFrame, len(data)-15*testFrame, 1)
+	held := []*bufpool.Buffer{pool.TryGet(), pool.TryGet()}
+	f("8 whole frames, no free buffer", 0, 8*testFrame, 8)
+	for _, h := range held {
+		h.Release()
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"sort"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/tierd/tierd/bufpool"
 	"github.com/tierd/tierd/index"
@@ -182,12 +181,7 @@ const bucketBytes = 16
 
 // bucketStates views b (16-byte aligned: pool buffers are page-aligned) as bucket states;
 // pool memory holds no Go pointers, so the view is invisible to the garbage collector.
-func bucketStates(b []byte) []bucketState {
-	if len(b) < bucketBytes {
-		return nil
-	}
-	return unsafe.Slice((*bucketState)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/bucketBytes)
-}
+func bucketStates(b []byte) []bucketState { return poolView[bucketState](b) }
 
 // maxBits returns the most bucket bits whose per-bucket arrays fit a buffer of bsize
 // bytes. It depends on nothing but bsize, so the output does not depend on how many

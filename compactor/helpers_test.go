@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"sync"
 	"testing"
 
@@ -167,4 +169,28 @@ func setScratch(n int) (restore func()) {
 		partitionScratch = n
 	}
 	return func() { partitionScratch = old }
+}
+
+// queryRanges returns time ranges for lookups: everything, around the items' store times
+// (and reversed), randoms random ones between them, and for picks random items ranges on,
+// after, before and from their store time (in the IndexFile's whole seconds).
+func queryRanges(rng *rand.Rand, ix *index.IndexFile, puts []put, startTs int64, randoms, picks int) [][2]int64 {
+	lo, hi := startTs-5000, startTs+5000
+	if len(puts) > 0 {
+		lo, hi = puts[0].ts-2000, puts[len(puts)-1].ts+2000
+	}
+	ranges := [][2]int64{{math.MinInt64, math.MaxInt64}, {lo, hi}, {hi, lo}}
+	for range randoms {
+		a, b := lo+rng.Int64N(hi-lo+1), lo+rng.Int64N(hi-lo+1)
+		ranges = append(ranges, [2]int64{min(a, b), max(a, b)})
+	}
+	for range picks {
+		if len(puts) == 0 {
+			break
+		}
+		p := puts[rng.IntN(len(puts))]
+		it := ix.Header().BeginTimestamp + (p.ts-ix.Header().BeginTimestamp)/1000*1000
+		ranges = append(ranges, [2]int64{it, it}, [2]int64{it + 1, hi}, [2]int64{lo, it - 1}, [2]int64{it, math.MaxInt64})
+	}
+	return ranges
 }

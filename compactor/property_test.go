@@ -3,7 +3,6 @@ package compactor
 import (
 	"bytes"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -117,21 +116,7 @@ func TestCompactedLookupsEqualChainWalk(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
-			// Time ranges around and between the items' store times.
-			lo, hi := startTs-5000, startTs+5000
-			if len(puts) > 0 {
-				lo, hi = puts[0].ts-2000, puts[len(puts)-1].ts+2000
-			}
-			ranges := [][2]int64{{math.MinInt64, math.MaxInt64}, {lo, hi}, {hi, lo}}
-			for range 6 {
-				a, b := lo+rng.Int64N(hi-lo+1), lo+rng.Int64N(hi-lo+1)
-				ranges = append(ranges, [2]int64{min(a, b), max(a, b)})
-			}
-			if len(puts) > 0 {
-				p := puts[rng.IntN(len(puts))]
-				it := ix.Header().BeginTimestamp + (p.ts-ix.Header().BeginTimestamp)/1000*1000
-				ranges = append(ranges, [2]int64{it, it}, [2]int64{it + 1, hi}, [2]int64{lo, it - 1})
-			}
+			ranges := queryRanges(rng, ix, puts, startTs, 6, 1)
 			buf := make([]byte, 64<<10)
 			for _, key := range append(pool, absent...) {
 				for _, r := range ranges {

@@ -197,17 +197,12 @@ type rhEntry struct {
 	td   int32
 }
 
-// rhEntryBytes is the size of an rhEntry.
-const rhEntryBytes = 24
+// rhEntryBytes is the size of an rhEntry: 24 bytes.
+const rhEntryBytes = int(unsafe.Sizeof(rhEntry{}))
 
 // rhEntries views b (8-byte aligned: pool buffers are page-aligned) as selection entries;
 // pool memory holds no Go pointers, so the view is invisible to the garbage collector.
-func rhEntries(b []byte) []rhEntry {
-	if len(b) < rhEntryBytes {
-		return nil
-	}
-	return unsafe.Slice((*rhEntry)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/rhEntryBytes)
-}
+func rhEntries(b []byte) []rhEntry { return poolView[rhEntry](b) }
 
 type rehydration struct {
 	ctx      context.Context

@@ -1,6 +1,7 @@
 package compactor
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,28 +35,6 @@ func rehydrateMem(t testing.TB, tix []byte, opts RehydrateOptions) ([]byte, Rehy
 		t.Fatalf("result %+v does not describe the %d bytes written", res, w.b.Len())
 	}
 	return w.b.Bytes(), res, nil
-}
-
-// queryRanges returns time ranges around, between and on the items' store times.
-func queryRanges(rng *rand.Rand, ix *index.IndexFile, puts []put, startTs int64) [][2]int64 {
-	lo, hi := startTs-5000, startTs+5000
-	if len(puts) > 0 {
-		lo, hi = puts[0].ts-2000, puts[len(puts)-1].ts+2000
-	}
-	ranges := [][2]int64{{math.MinInt64, math.MaxInt64}, {lo, hi}, {hi, lo}}
-	for range 8 {
-		a, b := lo+rng.Int64N(hi-lo+1), lo+rng.Int64N(hi-lo+1)
-		ranges = append(ranges, [2]int64{min(a, b), max(a, b)})
-	}
-	for range 3 {
-		if len(puts) == 0 {
-			break
-		}
-		p := puts[rng.IntN(len(puts))]
-		it := ix.Header().BeginTimestamp + (p.ts-ix.Header().BeginTimestamp)/1000*1000
-		ranges = append(ranges, [2]int64{it, it}, [2]int64{it + 1, hi}, [2]int64{lo, it - 1}, [2]int64{it, math.MaxInt64})
-	}
-	return ranges
 }
 
 // sameLookups compares two IndexFile lookups field by field (not the item numbers,
@@ -103,13 +82,22 @@ func TestRehydratedLookupsEqualOriginal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ranges := queryRanges(rng, ix, puts, startTs)
-			// 4 KiB buffers hold 170 entries: several passes for the larger files.
+			ranges := queryRanges(rng, ix, puts, startTs, 8, 3)
+			// 4 KiB buffers hold 170 entries: several passes for the larger files. The
+			// output does not depend on the pool: compared once, byte for byte after.
+			var first []byte
 			for _, bufSize := range []int{4096, 64 << 10} {
 				out, res, err := rehydrateMem(t, tix, RehydrateOptions{Pool: newPool(t, bufSize, 2)})
 				if err != nil {
 					t.Fatalf("%s: rehydrate: %v", name, err)
 				}
+				if first != nil {
+					if !bytes.Equal(out, first) {
+						t.Fatalf("%s: %d-byte buffers rehydrate other bytes than 4 KiB ones", name, bufSize)
+					}
+					continue
+				}
+				first = out
 				maxPasses = max(maxPasses, res.Passes)
 				if res.Size != src.size() || res.Entries != fill || res.Slots != g.slots || res.Items != g.items {
 					t.Fatalf("%s: result %+v, want %d bytes, %d items", name, res, src.size(), fill)
@@ -218,7 +206,7 @@ func TestRehydrateOtherGeometry(t *testing.T) {
 	}
 	checkChains(t, "13 slots", rx)
 	for _, key := range pool {
-		for _, r := range queryRanges(rng, ix, puts, startTs) {
+		for _, r := range queryRanges(rng, ix, puts, startTs, 8, 3) {
 			want, _ := ix.Lookup(key, r[0], r[1], 0)
 			got, err := rx.Lookup(key, r[0], r[1], 0)
 			if err != nil || !sameLookups(want, got) {
@@ -411,7 +399,7 @@ func TestRehydrateWindowShapes(t *testing.T) {
 		}
 		span := (puts[len(puts)-1].ts - puts[0].ts) / 1000
 		for _, key := range pool {
-			for _, r := range queryRanges(rng, ix, puts, base) {
+			for _, r := range queryRanges(rng, ix, puts, base, 8, 3) {
 				for _, maxN := range []int{0, 2} {
 					want, _ := ix.Lookup(key, r[0], r[1], maxN)
 					got, err := rx.Lookup(key, r[0], r[1], maxN)

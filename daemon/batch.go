@@ -54,7 +54,7 @@ func (d *Daemon) growBatch(first due, now time.Time) []due {
 		if len(batch) >= batchMax {
 			break
 		}
-		key, err := catalog.SegmentKey(d.cfg.Node, e.Source, e.Rel, e.Kind)
+		key, err := d.copyKey(e)
 		if err != nil {
 			continue
 		}

@@ -126,11 +126,14 @@ func (d *Daemon) resultRecorded(j due) (bool, error) {
 	return false, nil
 }
 
-// readingLocal reports whether a copy job is reading j's local file now (d.mu held).
+// readingLocal reports whether a copy job is reading one of j's local files now (d.mu
+// held).
 func (d *Daemon) readingLocal(j due) bool {
-	for _, t := range d.tiers {
-		if _, ok := d.running[jobID{t.Name, j.key}]; ok {
-			return true
+	for _, m := range j.group {
+		for _, t := range d.tiers {
+			if _, ok := d.running[jobID{t.Name, m.key}]; ok {
+				return true
+			}
 		}
 	}
 	return false

@@ -23,20 +23,11 @@ import (
 // its name says. The segment is left alone (and logged) instead of retried.
 var errSkip = errors.New("segment skipped")
 
-// segmentKey returns the key seg is stored under on every tier: a compactable index file
-// under its CompactedKey (it is stored compacted), everything else under its plain key.
-func (d *Daemon) segmentKey(seg segment.Segment) (segment.Key, error) {
-	if seg.Kind.Compactable() {
-		return seg.CompactedKey(d.cfg.Node)
-	}
-	return seg.Key(d.cfg.Node)
-}
-
 // offload copies one sealed segment to one tier, journaled end to end. It returns the
 // catalog record on success. On failure nothing is visible on the tier under the
 // segment's key that the catalog does not vouch for.
 func (d *Daemon) offload(ctx context.Context, seg segment.Segment, t *tierState, progress func(int64)) (catalog.Record, error) {
-	key, err := d.segmentKey(seg)
+	key, _, err := d.segmentKey(seg)
 	if err != nil {
 		return catalog.Record{}, fmt.Errorf("%w: %v", errSkip, err)
 	}
@@ -133,6 +124,9 @@ func (d *Daemon) copyOut(ctx context.Context, seg segment.Segment, t *tierState,
 	}
 	rec.Tier, rec.Key, rec.Source, rec.Rel, rec.Kind = t.Name, key, seg.Source, seg.Rel, string(seg.Kind)
 	rec.SegmentModTime, rec.OffloadedAt = seg.ModTime, d.cfg.Now()
+	if v := segment.KeyVersion(key); v >= 2 { // a later version of a rewritten file
+		rec.Version = v
+	}
 	if err := d.verify(ctx, t, rec); err != nil {
 		d.discard(t, key)
 		return catalog.Record{}, err

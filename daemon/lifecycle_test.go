@@ -16,6 +16,7 @@ import (
 	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/posix"
 	"github.com/tierd/tierd/segment"
+	"github.com/tierd/tierd/source"
 )
 
 // chain is an env with several posix tiers and a clock the test moves.
@@ -311,5 +312,141 @@ func TestDeleteAfterZero(t *testing.T) {
 	}
 	if n := len(c.held("hdd")); n != len(sealed) {
 		t.Fatalf("hdd holds %d objects, want %d", n, len(sealed))
+	}
+}
+
+// TestCleanerRewriteMakesAVersion replays Kafka's log cleaner on an offloaded segment:
+// the .log is replaced under the same name by a shorter one with the same mtime (the
+// cleaner keeps the last cleaned segment's mtime). The next pass offloads it as version 2
+// under its own key beside version 1; version 1 expires superseded_retain_for after the
+// tier holds version 2, and not before.
+func TestCleanerRewriteMakesAVersion(t *testing.T) {
+	c := newChain(t, "hdd")
+	old := time.Now().Add(-time.Hour)
+	write := func(rel string, data []byte) string {
+		p := filepath.Join(c.root, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(p, old, old)
+		return p
+	}
+	v1 := bytes.Repeat([]byte("offsets-commit"), 200)
+	v2 := []byte("the cleaner kept one record")
+	write("__consumer_offsets-12/00000000000000000000.log", v1)
+	write("__consumer_offsets-12/00000000000000000862.log", make([]byte, 50))
+	kafka := func(cfg *Config) {
+		l, err := source.NewLayout(source.LayoutKafka, source.LayoutOptions{Source: testSrc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Sources[0].Layout = l
+	}
+	tiers := func() []Tier { return []Tier{{Name: "hdd", Concurrency: 2, SupersededRetainFor: time.Hour}} }
+	key1 := testNode + "/" + testSrc + "/__consumer_offsets-12/00000000000000000000.log"
+	c.pass(tiers(), kafka)
+	if got := strings.Join(c.held("hdd"), " "); got != key1 {
+		t.Fatalf("first pass: hdd holds %s", got)
+	}
+
+	write("__consumer_offsets-12/00000000000000000000.log", v2) // same name, same mtime
+	c.pass(tiers(), kafka)
+	if got, want := strings.Join(c.held("hdd"), " "), key1+" "+key1+"@v2"; got != want {
+		t.Fatalf("after the rewrite: hdd holds %s, want %s", got, want)
+	}
+	for key, want := range map[string][]byte{key1: v1, key1 + "@v2": v2} {
+		got, err := os.ReadFile(filepath.Join(c.tiers["hdd"].Root(), key))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %d bytes, %v; want the version's %d bytes", key, len(got), err, len(want))
+		}
+	}
+	rec, err := c.cat.Get("hdd", segment.Key(key1+"@v2"))
+	if err != nil || rec.Version != 2 || rec.LocalSize != int64(len(v2)) {
+		t.Fatalf("version 2 record: %+v, %v", rec, err)
+	}
+
+	c.now = c.now.Add(59 * time.Minute) // superseded_retain_for has not passed
+	c.pass(tiers(), kafka)
+	if n := len(c.held("hdd")); n != 2 {
+		t.Fatalf("before superseded_retain_for: hdd holds %d objects, want both versions", n)
+	}
+	c.now = c.now.Add(2 * time.Minute)
+	c.pass(tiers(), kafka)
+	if got := strings.Join(c.held("hdd"), " "); got != key1+"@v2" {
+		t.Fatalf("after superseded_retain_for: hdd holds %s, want only v2", got)
+	}
+	// Nothing more to do: the local file is the tier's newest version.
+	c.pass(tiers(), kafka)
+	if got := strings.Join(c.held("hdd"), " "); got != key1+"@v2" {
+		t.Fatalf("a further pass changed hdd: %s", got)
+	}
+}
+
+// TestKafkaGroupDeletedAllOrNone: a Kafka segment's files (.log, .index, .timeindex,
+// .snapshot) are deleted locally together, and not at all while one of them differs
+// from its copies (DESIGN.md invariant 11).
+func TestKafkaGroupDeletedAllOrNone(t *testing.T) {
+	c := newChain(t, "hdd")
+	old := time.Now().Add(-time.Hour)
+	write := func(rel string, data []byte) string {
+		p := filepath.Join(c.root, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(p, old, old)
+		return p
+	}
+	logData := bytes.Repeat([]byte("kafka-batch!"), 100)
+	group := []string{
+		write("t-0/00000000000000000000.log", logData),
+		write("t-0/00000000000000000000.index", make([]byte, 16)),
+		write("t-0/00000000000000000000.timeindex", make([]byte, 24)),
+		write("t-0/00000000000000000000.snapshot", make([]byte, 10)),
+	}
+	active := write("t-0/00000000000000000100.log", make([]byte, 50))
+	kafka := func(cfg *Config) {
+		l, err := source.NewLayout(source.LayoutKafka, source.LayoutOptions{Source: testSrc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Sources[0].Layout = l
+	}
+	tiers := func() []Tier { return []Tier{{Name: "hdd", Concurrency: 2}} }
+	c.pass(tiers(), kafka)
+	if n := len(c.held("hdd")); n != len(group) {
+		t.Fatalf("hdd holds %d objects, want %d", n, len(group))
+	}
+
+	// The .log changes in place (same size and mtime): nothing of the group is deleted.
+	bad := bytes.Clone(logData)
+	bad[7] ^= 0xff
+	if err := os.WriteFile(group[0], bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(group[0], old, old)
+	deleteNow := func(cfg *Config) { cfg.LocalDelete, cfg.LocalDeleteAfter = true, 0 }
+	d := c.daemon(func(cfg *Config) {
+		cfg.Tiers = tiers()
+		cfg.Tiers[0].Backend, cfg.Tiers[0].Type = c.tiers["hdd"], "posix"
+		cfg.Now = func() time.Time { return c.now }
+	}, kafka, deleteNow)
+	err := d.RunOnce(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "not deleting any file of segment t-0/00000000000000000000") {
+		t.Fatalf("pass with a changed .log: %v", err)
+	}
+	if n := c.localLeft(group); n != len(group) {
+		t.Fatalf("a changed .log: %d of the group's %d files left, want all", n, len(group))
+	}
+
+	// Back to what the tier holds: the whole group goes, the active segment stays.
+	write("t-0/00000000000000000000.log", logData)
+	c.pass(tiers(), kafka, deleteNow)
+	if n := c.localLeft(group); n != 0 {
+		t.Fatalf("%d of the group's files left, want none", n)
+	}
+	if c.localLeft([]string{active}) != 1 {
+		t.Fatal("the active segment was deleted")
 	}
 }

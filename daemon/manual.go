@@ -61,7 +61,7 @@ func (d *Daemon) Migrate(ctx context.Context, seg segment.Segment, tier string, 
 	if t == nil {
 		return catalog.Record{}, fmt.Errorf("no tier %q", tier)
 	}
-	key, err := d.segmentKey(seg)
+	key, _, err := d.segmentKey(seg)
 	if err != nil {
 		return catalog.Record{}, err
 	}

@@ -1,11 +1,14 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -90,15 +93,67 @@ func (d *Daemon) tierToTier(ctx context.Context, j due, intentID uint64) (catalo
 	return rec, nil
 }
 
-// deleteLocal deletes a sealed local segment once every required tier holds it: each
-// tier's object is checked by Stat against its record, and the local file is read again
-// and must have the size and CRC-32C the records were made from. Nothing is deleted on
-// any doubt.
+// deleteLocal deletes a sealed local segment group (a Kafka segment's files together;
+// any other file alone) once every required tier holds each of its files: each tier's
+// object is checked by Stat against its record, and each local file is read again and
+// must have the size and CRC-32C the records were made from. Every file is checked
+// before the first is deleted: nothing is deleted on any doubt about any of them. A
+// Kafka .log goes last, so that an interruption leaves the .log (which the broker can
+// still serve, and the next pass deletes) rather than index files without their log.
 func (d *Daemon) deleteLocal(ctx context.Context, j due) (catalog.Record, error) {
-	seg := j.seg
+	var first catalog.Record
+	for i, m := range j.group {
+		rec, err := d.checkLocalCopies(ctx, m)
+		if err != nil {
+			if len(j.group) > 1 {
+				err = fmt.Errorf("not deleting any file of segment %s: %w", m.seg.Seq+"/"+strings.TrimSuffix(filepath.Base(j.seg.Rel), filepath.Ext(j.seg.Rel)), err)
+			}
+			return catalog.Record{}, err
+		}
+		if i == 0 {
+			first = rec
+		}
+	}
+	order := slices.Clone(j.group)
+	slices.SortStableFunc(order, func(a, b member) int {
+		return cmp.Compare(b2i(a.seg.Kind == segment.KindKafkaLog), b2i(b.seg.Kind == segment.KindKafkaLog))
+	})
+	dirs := map[string]bool{}
+	for _, m := range order {
+		if err := os.Remove(m.seg.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return catalog.Record{}, fmt.Errorf("delete %s: %w", m.seg.Path, err)
+		}
+		failpoint.Hit("daemon.local_deleted")
+		dirs[filepath.Dir(m.seg.Path)] = true
+	}
+	for dir := range dirs {
+		if err := syncDir(dir); err != nil {
+			return catalog.Record{}, err
+		}
+	}
+	for _, m := range order {
+		if err := d.cfg.Catalog.DropLocal(m.seg.Source, m.seg.Rel); err != nil {
+			return catalog.Record{}, err
+		}
+	}
+	return first, nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// checkLocalCopies checks that every required tier holds a verified copy of the local
+// file m and that the file is still what those copies were made from, and returns the
+// first tier's record. A file the broker deleted meanwhile passes.
+func (d *Daemon) checkLocalCopies(ctx context.Context, m member) (catalog.Record, error) {
+	seg := m.seg
 	var want catalog.Record
 	for _, t := range d.requiredTiers() {
-		rec, err := d.cfg.Catalog.Get(t.Name, j.key)
+		rec, err := d.cfg.Catalog.Get(t.Name, m.key)
 		if err != nil {
 			return catalog.Record{}, fmt.Errorf("%w: %s is not on required tier %s: %v", errSkip, seg.Path, t.Name, err)
 		}
@@ -113,7 +168,7 @@ func (d *Daemon) deleteLocal(ctx context.Context, j due) (catalog.Record, error)
 	}
 	r, err := localfile.Open(ctx, seg.Path, localfile.ReadOptions{Direct: d.sources[seg.Source].ReadDirect})
 	if errors.Is(err, os.ErrNotExist) {
-		return want, d.cfg.Catalog.DropLocal(seg.Source, seg.Rel) // the broker deleted it first
+		return want, nil // the broker deleted it first
 	}
 	if err != nil {
 		return catalog.Record{}, err
@@ -127,17 +182,7 @@ func (d *Daemon) deleteLocal(ctx context.Context, j due) (catalog.Record, error)
 		return catalog.Record{}, fmt.Errorf("not deleting %s: read it back: %w", seg.Path, err)
 	}
 	if crc != want.LocalCRC32C {
-		return catalog.Record{}, fmt.Errorf("%w: not deleting %s: CRC-32C %08x, the tiers' copies were made from %08x", errSkip, seg.Path, crc, want.LocalCRC32C)
-	}
-	if err := os.Remove(seg.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return catalog.Record{}, fmt.Errorf("delete %s: %w", seg.Path, err)
-	}
-	failpoint.Hit("daemon.local_deleted")
-	if err := syncDir(filepath.Dir(seg.Path)); err != nil {
-		return catalog.Record{}, err
-	}
-	if err := d.cfg.Catalog.DropLocal(seg.Source, seg.Rel); err != nil {
-		return catalog.Record{}, err
+		return catalog.Record{}, fmt.Errorf("%w: not deleting %s: CRC-32C %08x, the tiers' copies were made from %08x (it changed in place: tierd verify reports it)", errSkip, seg.Path, crc, want.LocalCRC32C)
 	}
 	return want, nil
 }

@@ -26,6 +26,9 @@ type SourceReport struct {
 	Sealed   []segment.Segment `json:"sealed"`
 	Unsealed []source.Pending  `json:"unsealed"`
 	Skipped  []source.Skipped  `json:"skipped"`
+	// Changed are sealed files that differ from the newest version the tiers hold: the
+	// broker rewrote them after they were offloaded (Kafka's log cleaner).
+	Changed []Changed `json:"changed"`
 }
 
 // TierReport is what the policy of one tier would do.
@@ -36,7 +39,8 @@ type TierReport struct {
 	Move []string `json:"move"`
 	// Later lists sealed local segments not due yet, with when they become due.
 	Later []DueLater `json:"later"`
-	// Expire lists objects retention would delete now, with why (retain_for, max_bytes).
+	// Expire lists objects retention would delete now, with why (superseded, retain_for,
+	// max_bytes).
 	Expire []string `json:"expire"`
 	// Present counts segments the tier holds.
 	Present int  `json:"present"`
@@ -52,13 +56,15 @@ type DueLater struct {
 // ScanOutput receives a dry run's findings as they are made, so that a report over a
 // million files is never held whole (docs/DESIGN.md invariant 9). Calls come in this order:
 // for each source, BeginSource, then Unsealed and Skipped as the scan finds them, then
-// Sealed for each sealed file, then EndSource; for each tier, BeginTier, Move, Later,
+// Sealed for each sealed file, then Changed for each sealed file the broker rewrote after
+// it was offloaded, then EndSource; for each tier, BeginTier, Move, Later,
 // Expire, EndTier; then DeleteLocal. An error returned stops the report.
 type ScanOutput interface {
 	BeginSource(name, root string) error
 	Unsealed(source.Pending) error
 	Skipped(source.Skipped) error
 	Sealed(segment.Segment) error
+	Changed(Changed) error
 	EndSource(scanErr string) error
 	BeginTier(name string, paused bool, present int) error
 	Move(string) error
@@ -111,6 +117,9 @@ func (d *Daemon) ScanTo(ctx context.Context, out ScanOutput) error {
 		if err != nil {
 			scanErr = err.Error()
 		}
+		// Changed files are held until the sealed ones are reported: they are the few the
+		// broker rewrote since they were offloaded.
+		var changed []Changed
 		err = d.cfg.Catalog.WalkLocal(s.Name, func(f catalog.LocalFile) error {
 			if !f.Sealed {
 				return nil
@@ -119,10 +128,20 @@ func (d *Daemon) ScanTo(ctx context.Context, out ScanOutput) error {
 			if err != nil {
 				return nil
 			}
+			if c, ok, err := d.changed(s, f); err != nil {
+				return err
+			} else if ok {
+				changed = append(changed, c)
+			}
 			return out.Sealed(seg)
 		})
 		if err != nil {
 			return err
+		}
+		for _, c := range changed {
+			if err := out.Changed(c); err != nil {
+				return err
+			}
 		}
 		if err := out.EndSource(scanErr); err != nil {
 			return err
@@ -146,7 +165,7 @@ func (b *reportBuilder) src() *SourceReport { return &b.rep.Sources[len(b.rep.So
 func (b *reportBuilder) tier() *TierReport  { return &b.rep.Tiers[len(b.rep.Tiers)-1] }
 
 func (b *reportBuilder) BeginSource(name, root string) error {
-	b.rep.Sources = append(b.rep.Sources, SourceReport{Name: name, Root: root, Sealed: []segment.Segment{}, Unsealed: []source.Pending{}, Skipped: []source.Skipped{}})
+	b.rep.Sources = append(b.rep.Sources, SourceReport{Name: name, Root: root, Sealed: []segment.Segment{}, Unsealed: []source.Pending{}, Skipped: []source.Skipped{}, Changed: []Changed{}})
 	return nil
 }
 func (b *reportBuilder) Unsealed(p source.Pending) error {
@@ -159,6 +178,10 @@ func (b *reportBuilder) Skipped(sk source.Skipped) error {
 }
 func (b *reportBuilder) Sealed(s segment.Segment) error {
 	b.src().Sealed = append(b.src().Sealed, s)
+	return nil
+}
+func (b *reportBuilder) Changed(c Changed) error {
+	b.src().Changed = append(b.src().Changed, c)
 	return nil
 }
 func (b *reportBuilder) EndSource(scanErr string) error {
@@ -196,7 +219,7 @@ func (d *Daemon) tierReport(t *tierState, now time.Time, out ScanOutput) error {
 	}
 	from, to := d.dueWindow(t, now)
 	err = d.pageDue(t, from, to, func(e catalog.Due) error {
-		key, err := catalog.SegmentKey(d.cfg.Node, e.Source, e.Rel, e.Kind)
+		key, err := d.copyKey(e)
 		if err != nil {
 			return nil
 		}
@@ -283,9 +306,25 @@ func (d *Daemon) walkExpirable(t *tierState, now time.Time, fn func(due) error) 
 		held = st.Bytes
 	}
 	var ages []catalog.Aged
+	var sup []due // superseded versions due to expire: few (files the broker rewrote)
 	err := d.cfg.Catalog.WalkAged(t.Name, farFuture(now), 0, func(a catalog.Aged) int { ages = append(ages, a); return catalog.WalkNext })
 	if err != nil {
 		return err
+	}
+	err = d.walkSuperseded(t, now, 0, func(s catalog.Superseded) {
+		if rec, err := d.cfg.Catalog.Get(t.Name, s.Key); err == nil && !seen[s.Key] {
+			seen[s.Key] = true
+			held -= rec.Size
+			sup = append(sup, due{kind: jobExpire, tier: t, key: s.Key, rec: rec, mtime: rec.SegmentModTime, why: "superseded"})
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for _, j := range sup {
+		if err := fn(j); err != nil {
+			return err
+		}
 	}
 	for _, pass := range []string{"retain_for", "max_bytes"} {
 		for _, a := range ages {
@@ -326,27 +365,18 @@ func (d *Daemon) walkDeletable(now time.Time, fn func(due) error) error {
 	if err != nil {
 		return err
 	}
+	seen := map[segment.Key]bool{}
 	for _, e := range stale {
-		s := d.sources[e.Source]
-		f, ok, err := d.cfg.Catalog.Local(e.Source, e.Rel)
+		j, ok, err := d.deleteJob(e, now)
 		if err != nil {
 			return err
 		}
-		if s == nil || !ok || !f.Sealed {
+		if !ok || seen[j.key] {
 			continue
 		}
-		key, err := catalog.SegmentKey(d.cfg.Node, f.Source, f.Rel, f.Kind)
-		if err != nil {
-			continue
-		}
-		held := true
-		for _, t := range d.requiredTiers() {
-			if _, err := d.cfg.Catalog.Get(t.Name, key); err != nil {
-				held = false
-			}
-		}
-		if seg, err := localSegment(s, f); err == nil && held {
-			if err := fn(due{kind: jobDeleteLocal, key: key, seg: &seg, why: "delete_after"}); err != nil {
+		seen[j.key] = true
+		for _, m := range j.group {
+			if err := fn(due{kind: jobDeleteLocal, key: m.key, seg: m.seg, why: j.why}); err != nil {
 				return err
 			}
 		}

@@ -31,6 +31,15 @@ type due struct {
 	rec   catalog.Record   // copy from a tier: its record; expire: the record to drop
 	mtime time.Time        // the segment's last write: its age is now - mtime
 	why   string
+	// group: delete-local: every file of the segment's group (a Kafka segment's .log,
+	// indexes and snapshots; just seg otherwise), deleted together or not at all.
+	group []member
+}
+
+// member is one local file of a group and its object key.
+type member struct {
+	seg *segment.Segment
+	key segment.Key
 }
 
 // localTier names local-file jobs in job ids.
@@ -142,7 +151,7 @@ func (d *Daemon) nextCopy(t *tierState, now time.Time, limit int) (due, bool, er
 		return due{}, false, err
 	}
 	for _, e := range cands {
-		key, err := catalog.SegmentKey(d.cfg.Node, e.Source, e.Rel, e.Kind)
+		key, err := d.copyKey(e)
 		if err != nil {
 			if err := d.cfg.Catalog.DropDue(e); err != nil {
 				return due{}, false, err
@@ -224,46 +233,20 @@ func (d *Daemon) nextDelete(now time.Time, limit int) (due, bool, error) {
 	if err != nil {
 		return due{}, false, err
 	}
-	required := d.requiredTiers()
 	for _, e := range cands {
-		s := d.sources[e.Source]
-		if s == nil {
-			continue
-		}
-		f, ok, err := d.cfg.Catalog.Local(e.Source, e.Rel)
+		j, ok, err := d.deleteJob(e, now)
 		if err != nil {
 			return due{}, false, err
 		}
-		if !ok || !f.Sealed {
-			continue
-		}
-		key, err := catalog.SegmentKey(d.cfg.Node, f.Source, f.Rel, f.Kind)
-		if err != nil {
-			continue
-		}
-		seg, err := localSegment(s, f)
-		if err != nil {
-			continue
-		}
-		j := due{kind: jobDeleteLocal, key: key, seg: &seg, mtime: f.ModTime, why: "delete_after"}
-		held := true
-		for i, t := range required {
-			rec, err := d.cfg.Catalog.Get(t.Name, key)
-			if err != nil {
-				held = false
-				break
-			}
-			if i == 0 {
-				j.rec = rec
-			}
-		}
-		if !held {
+		if !ok {
 			continue
 		}
 		d.mu.Lock()
 		skip := d.busy(j.id(), now) || d.readingLocal(j)
-		for _, t := range required {
-			skip = skip || d.expiring(t.Name, key)
+		for _, t := range d.requiredTiers() {
+			for _, m := range j.group {
+				skip = skip || d.expiring(t.Name, m.key)
+			}
 		}
 		d.mu.Unlock()
 		if !skip {
@@ -303,6 +286,9 @@ func (d *Daemon) nextExpire(t *tierState, now time.Time, limit int) (due, bool, 
 			}
 		}
 		return due{}, false, nil
+	}
+	if j, ok, err := d.nextSuperseded(t, now, limit); err != nil || ok {
+		return j, ok, err
 	}
 	if t.RetainFor > 0 {
 		if j, ok, err := pick(now.Add(-t.RetainFor), "retain_for"); err != nil || ok {

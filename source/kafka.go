@@ -171,7 +171,7 @@ func (l *kafka) scanPartition(s *scan, dir string) error {
 	var out []Candidate
 	for _, f := range files {
 		c := f.c
-		c.Group = kafkaGroup(dir, bases, f.off)
+		c.Group = KafkaGroup(dir, bases, f.off)
 		switch {
 		case f.kf.kind == segment.KindKafkaSnapshot && !hasLog:
 			c.Why = "producer snapshot in a partition without a log segment"
@@ -196,9 +196,10 @@ func (l *kafka) scanPartition(s *scan, dir string) error {
 	return nil
 }
 
-// kafkaGroup is the group of a file at offset off in partition dir: the segment whose
-// base offset is the greatest at most off ("" when off is below every segment's).
-func kafkaGroup(dir string, bases []int64, off int64) string {
+// KafkaGroup is the group (Segment.Group) of a file at offset off in partition dir whose
+// segments have the base offsets bases (sorted): the segment whose base offset is the
+// greatest at most off ("" when off is below every segment's).
+func KafkaGroup(dir string, bases []int64, off int64) string {
 	i, found := slices.BinarySearch(bases, off)
 	switch {
 	case found:

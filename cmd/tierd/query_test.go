@@ -24,18 +24,8 @@ import (
 // them locally, or from the tier once the local commit-log file is gone; honours
 // --since/--until; and filters out messages of other keys with the same hash.
 func TestQuery(t *testing.T) {
-	w := newWorld(t, "rocketmq", "")
+	w, sum := offloadedStore(t)
 	ctx := context.Background()
-	sum, err := brokersim.RocketMQ(ctx, brokersim.RocketMQOptions{
-		Dir: w.store, Topics: 2, Queues: 2, Messages: 2000, CommitLogSize: 256 << 10, CQSize: 6000,
-		IndexSlots: 64, IndexItems: 256, BodySize: 200, PreallocateNext: true, KeepMessages: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code, _, errs := cli(t, ctx, "-c", w.cfg, "run", "--once"); code != 0 {
-		t.Fatalf("run --once: exit %d: %s", code, errs)
-	}
 	var sealedIdx []*index.IndexFile
 	for _, f := range sum.Files {
 		if f.Kind == brokersim.KindIndexFile && !f.Active {
@@ -182,4 +172,23 @@ func TestQuery(t *testing.T) {
 			t.Errorf("query %v: exit %d, want 2: %s", args, code, errs)
 		}
 	}
+}
+
+// offloadedStore makes a brokersim RocketMQ store of 2 topics x 2 queues, 2,000 messages
+// (kept in the summary), 64-slot 256-item IndexFiles, and offloads it with run --once.
+func offloadedStore(t *testing.T) (*world, brokersim.RocketMQSummary) {
+	t.Helper()
+	w := newWorld(t, "rocketmq", "")
+	ctx := context.Background()
+	sum, err := brokersim.RocketMQ(ctx, brokersim.RocketMQOptions{
+		Dir: w.store, Topics: 2, Queues: 2, Messages: 2000, CommitLogSize: 256 << 10, CQSize: 6000,
+		IndexSlots: 64, IndexItems: 256, BodySize: 200, PreallocateNext: true, KeepMessages: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := cli(t, ctx, "-c", w.cfg, "run", "--once"); code != 0 {
+		t.Fatalf("run --once: exit %d: %s", code, errs)
+	}
+	return w, sum
 }

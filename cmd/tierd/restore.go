@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -243,7 +242,7 @@ func rehydrateObject(ctx context.Context, a *app, t daemon.Tier, info segment.In
 }
 
 // localCopy copies the object r into an unlinked temp file under dir, checking its
-// CRC-32C against info's, through one pool buffer.
+// CRC-32C against info's, through pool buffers (segment.Copy).
 func localCopy(ctx context.Context, a *app, r segment.Reader, info segment.Info, dir string) (*os.File, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create %q: %w", dir, err)
@@ -257,26 +256,10 @@ func localCopy(ctx context.Context, a *app, r segment.Reader, info segment.Info,
 		f.Close()
 		return nil, fmt.Errorf("cannot unlink %q: %w", f.Name(), err)
 	}
-	b, err := a.pool.Get(ctx)
+	crc, err := segment.Copy(ctx, tempFile{f}, r, info.Size, a.pool)
 	if err != nil {
 		f.Close()
-		return nil, err
-	}
-	defer b.Release()
-	buf := b.Bytes()
-	var crc uint32
-	for off := int64(0); off < info.Size; {
-		p := buf[:min(int64(len(buf)), info.Size-off)]
-		if _, err := r.ReadAt(p, off); err != nil && !(errors.Is(err, io.EOF) && off+int64(len(p)) == info.Size) {
-			f.Close()
-			return nil, fmt.Errorf("read %s at %d: %w", info.Key, off, err)
-		}
-		crc = crc32.Update(crc, segment.Castagnoli, p)
-		if _, err := f.Write(p); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("cannot write %q: %w", f.Name(), err)
-		}
-		off += int64(len(p))
+		return nil, fmt.Errorf("copy %s into %q: %w", info.Key, f.Name(), err)
 	}
 	if crc != info.CRC32C {
 		f.Close()
@@ -284,6 +267,13 @@ func localCopy(ctx context.Context, a *app, r segment.Reader, info segment.Info,
 	}
 	return f, nil
 }
+
+// tempFile is an unlinked temp file as a segment.Writer: there is nothing to commit or
+// abort (closing it frees it).
+type tempFile struct{ *os.File }
+
+func (tempFile) Commit(context.Context) error { return nil }
+func (tempFile) Abort() error                 { return nil }
 
 // rocketMQSource returns the settings of the config's rocketmq source named name, or nil.
 func rocketMQSource(cfg *config.Config, name string) *config.RocketMQSource {

@@ -76,6 +76,21 @@ func TestS3EndToEnd(t *testing.T) {
 			if got, _ := os.ReadFile(filepath.Join(to, "commitlog/00000000000000000000")); !bytes.Equal(got, want) {
 				t.Fatal("restored file differs")
 			}
+			// A compacted IndexFile is copied from S3 into an unlinked temp file, then
+			// rehydrated: it answers the lookups of every key hash it holds as the original.
+			for _, f := range sum.Files {
+				if f.Kind != brokersim.KindIndexFile || f.Active {
+					continue
+				}
+				if code, out, errs := cli(t, ctx, "-c", cfgA, "restore", "node-1/src/"+f.Path+".tix", "--to", to); code != 0 || !strings.Contains(out, "rehydrated IndexFile") {
+					t.Fatalf("restore of %s.tix: %d %s %s", f.Path, code, out, errs)
+				}
+				sameIndexLookups(t, filepath.Join(store, f.Path), filepath.Join(to, f.Path), 64, 256)
+				break
+			}
+			if entries, _ := os.ReadDir(filepath.Join(to, "index")); len(entries) != 1 {
+				t.Fatalf("index/ under --to holds %d entries, want the one IndexFile", len(entries))
+			}
 			mcOut, err := srv.MC("cat", miniotest.Alias+"/"+srv.Bucket+"/e2e-"+driver+"/"+key)
 			if err != nil || !bytes.Equal(mcOut, want) {
 				t.Fatalf("mc cat: %v (%d bytes)", err, len(mcOut))

@@ -30,7 +30,7 @@ type jsonScanOut struct {
 var (
 	_            daemon.ScanOutput = (*jsonScanOut)(nil)
 	scanSections                   = []string{"sources", "tiers", "delete_local"}
-	sourceArrays                   = []string{"unsealed", "skipped", "sealed"}
+	sourceArrays                   = []string{"unsealed", "skipped", "sealed", "changed"}
 	tierArrays                     = []string{"move", "later", "expire"}
 )
 
@@ -122,6 +122,12 @@ func (o *jsonScanOut) Sealed(s segment.Segment) error {
 	return o.j.elem(s)
 }
 
+func (o *jsonScanOut) Changed(c daemon.Changed) error {
+	o.writeSkipped()
+	o.array("changed")
+	return o.j.elem(c)
+}
+
 func (o *jsonScanOut) EndSource(scanErr string) error {
 	o.writeSkipped()
 	o.endArrays()
@@ -179,6 +185,7 @@ type textScanOut struct {
 	failed                 []string
 	name                   string
 	sealed, unsealed, skip int
+	changed                int
 	move, later, exp       int
 	tierName, tierState    string
 	present, deleted       int
@@ -191,7 +198,7 @@ func newTextScanOut(w io.Writer) *textScanOut {
 }
 
 func (o *textScanOut) BeginSource(name, root string) error {
-	o.name, o.sealed, o.unsealed, o.skip = name, 0, 0, 0
+	o.name, o.sealed, o.unsealed, o.skip, o.changed = name, 0, 0, 0, 0
 	_, err := fmt.Fprintf(o.w, "source %s (%s)\n", name, root)
 	return err
 }
@@ -210,12 +217,18 @@ func (o *textScanOut) Skipped(sk source.Skipped) error {
 
 func (o *textScanOut) Sealed(segment.Segment) error { o.sealed++; return nil }
 
+func (o *textScanOut) Changed(c daemon.Changed) error {
+	o.changed++
+	_, err := fmt.Fprintf(o.w, "  changed\t%s\t%s\n", c.Rel, c.Why)
+	return err
+}
+
 func (o *textScanOut) EndSource(scanErr string) error {
 	if scanErr != "" {
 		o.failed = append(o.failed, o.name)
 		fmt.Fprintf(o.w, "  error: %s\n", scanErr)
 	}
-	_, err := fmt.Fprintf(o.w, "source %s: %d sealed, %d not sealed, %d skipped\n", o.name, o.sealed, o.unsealed, o.skip)
+	_, err := fmt.Fprintf(o.w, "source %s: %d sealed, %d not sealed, %d skipped, %d changed since offload\n", o.name, o.sealed, o.unsealed, o.skip, o.changed)
 	return err
 }
 

@@ -23,8 +23,9 @@ func TestJSONScanOut(t *testing.T) {
 			{Name: "k", Root: "/d", Error: "boom",
 				Sealed:   []segment.Segment{seg("t-0/a.log"), seg("t-0/b.log")},
 				Unsealed: []source.Pending{{Segment: seg("t-0/c.log"), Why: "active"}, {Segment: seg("t-1/c.log"), Why: "active"}},
-				Skipped:  []source.Skipped{{Path: "/d/x", Reason: "foreign"}}},
-			{Name: "empty", Root: "/e", Sealed: []segment.Segment{}, Unsealed: []source.Pending{}, Skipped: []source.Skipped{}},
+				Skipped:  []source.Skipped{{Path: "/d/x", Reason: "foreign"}},
+				Changed:  []daemon.Changed{{Path: "/d/t-0/a.log", Rel: "t-0/a.log", Version: 1, Why: "size 20 -> 10 bytes since v1 was offloaded"}}},
+			{Name: "empty", Root: "/e", Sealed: []segment.Segment{}, Unsealed: []source.Pending{}, Skipped: []source.Skipped{}, Changed: []daemon.Changed{}},
 		},
 		Tiers: []daemon.TierReport{
 			{Name: "hdd", Move: []string{"/d/t-0/a.log"}, Later: []daemon.DueLater{}, Expire: []string{"k (retain_for)"}, Present: 3},
@@ -48,6 +49,7 @@ func TestJSONScanOut(t *testing.T) {
 	for _, x := range s.Sealed {
 		must(o.Sealed(x))
 	}
+	must(o.Changed(s.Changed[0]))
 	must(o.EndSource(s.Error))
 	must(o.BeginSource("empty", "/e"))
 	must(o.EndSource(""))
