@@ -27,7 +27,6 @@ type fakeObject struct {
 	cutAt   atomic.Int64 // > 0: the first GET bodies stop after this many bytes, the connection cut
 	cuts    atomic.Int64 // how many GETs are cut
 	gets    atomic.Int64
-	started chan struct{}
 }
 
 func (f *fakeObject) ServeHTTP(w http.ResponseWriter, r *http.Request) {
