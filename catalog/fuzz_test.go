@@ -18,6 +18,7 @@ func FuzzDecodeMarker(f *testing.F) {
 	}
 	f.Add([]byte("{}"))
 	f.Add([]byte(`{"v":1}`))
+	f.Add([]byte(`{"v":2,"key":"broker-a/k/t-0/00000000000000000000.log@v2","src":"k","rel":"t-0/00000000000000000000.log","kind":"kafka-log","fmt":"raw","size":10,"crc":7,"lsize":10,"lcrc":7,"offloaded":"2026-01-02T03:04:05Z","ver":2}`))
 	f.Add([]byte("null"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rec, err := DecodeMarker(data)

@@ -183,18 +183,26 @@ func (c *Catalog) DropDue(d Due) error {
 // WalkAged calls fn for the records of tier in the age index with a segment mtime up to
 // to, oldest first, as WalkDue does.
 func (c *Catalog) WalkAged(tier string, to time.Time, limit int, fn func(Aged) int) error {
+	return c.walkTierTimes(bAge, tier, to, limit, func(at time.Time, key segment.Key) int {
+		return fn(Aged{Tier: tier, ModTime: at, Key: key})
+	})
+}
+
+// walkTierTimes walks an index of bucket keyed tier\x00 T(time) key, for tier, times up
+// to to, oldest first, until fn returns WalkStop or limit entries were seen (limit <= 0:
+// no limit), in one read transaction.
+func (c *Catalog) walkTierTimes(bucket []byte, tier string, to time.Time, limit int, fn func(time.Time, segment.Key) int) error {
 	prefix := append([]byte(tier), 0)
 	end := append(slices.Clone(prefix), timeBytes(to)...)
 	return c.db.View(func(tx *bolt.Tx) error {
-		cur := tx.Bucket(bAge).Cursor()
+		cur := tx.Bucket(bucket).Cursor()
 		seen := 0
 		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
-			if bytes.Compare(k[:len(end)], end) > 0 {
+			if len(k) < len(end) || bytes.Compare(k[:len(end)], end) > 0 {
 				return nil
 			}
 			seen++
-			a := Aged{Tier: tier, ModTime: bytesTime(k[len(prefix):]), Key: segment.Key(k[len(prefix)+8:])}
-			if fn(a) == WalkStop || (limit > 0 && seen >= limit) {
+			if fn(bytesTime(k[len(prefix):]), segment.Key(k[len(prefix)+8:])) == WalkStop || (limit > 0 && seen >= limit) {
 				return nil
 			}
 		}

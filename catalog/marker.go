@@ -106,10 +106,13 @@ type Skipped struct {
 // checked against its object (Stat: the object must exist with the size and CRC-32C the
 // marker records); markers that fail a check are not restored and are returned in skipped
 // (and logged). Records are restored exactly as the markers hold them, with Tier set to
-// tier, all in one transaction. Records of tier that no marker names are left alone
-// (reconcile decides about them).
+// tier, rebuildChunk markers per transaction, so that what it holds does not grow with
+// the number of records (only the listing of the markers' keys does: Backend.List).
+// Records of tier that no marker names are left alone (reconcile decides about them).
 //
-// A backend error other than not-found fails the whole rebuild, restoring nothing.
+// A backend error other than not-found stops the rebuild: the chunks before it stay
+// restored (each record was checked against its object), and running it again completes
+// it.
 func (c *Catalog) Rebuild(ctx context.Context, tier string, b segment.Backend) (restored int, skipped []Skipped, err error) {
 	if err := checkName("tier", tier); err != nil {
 		return 0, nil, fmt.Errorf("rebuild: %w", err)
@@ -119,8 +122,29 @@ func (c *Catalog) Rebuild(ctx context.Context, tier string, b segment.Backend) (
 	if err != nil {
 		return 0, nil, fmt.Errorf("rebuild tier %s: list %s: %w", tier, prefix, err)
 	}
-	// Markers are checked concurrently (two backend calls each; on S3 those are round
-	// trips), results kept in listing order.
+	for start := 0; start < len(entries); start += rebuildChunk {
+		chunk := entries[start:min(start+rebuildChunk, len(entries))]
+		recs, sk, err := c.checkMarkers(ctx, tier, b, chunk)
+		if err != nil {
+			return restored, skipped, fmt.Errorf("rebuild tier %s: %w", tier, err)
+		}
+		skipped = append(skipped, sk...)
+		if err := c.putAll(recs, true); err != nil {
+			return restored, skipped, fmt.Errorf("rebuild tier %s: %w", tier, err)
+		}
+		restored += len(recs)
+	}
+	c.log.Info("catalog rebuilt from markers", zap.String("tier", tier),
+		zap.Int("restored", restored), zap.Int("skipped", len(skipped)))
+	return restored, skipped, nil
+}
+
+// rebuildChunk is how many markers Rebuild checks and restores per transaction.
+const rebuildChunk = 512
+
+// checkMarkers checks the markers of entries concurrently and returns the records to
+// restore, in listing order, and the markers skipped.
+func (c *Catalog) checkMarkers(ctx context.Context, tier string, b segment.Backend, entries []segment.Entry) ([]Record, []Skipped, error) {
 	type result struct {
 		rec    Record
 		reason error
@@ -139,9 +163,10 @@ func (c *Catalog) Rebuild(ctx context.Context, tier string, b segment.Backend) (
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return 0, nil, fmt.Errorf("rebuild tier %s: %w", tier, err)
+		return nil, nil, err
 	}
 	var recs []Record
+	var skipped []Skipped
 	for i, r := range results {
 		if r.reason != nil {
 			c.log.Warn("marker skipped", zap.String("tier", tier), zap.Stringer("marker", entries[i].Key), zap.Error(r.reason))
@@ -151,12 +176,7 @@ func (c *Catalog) Rebuild(ctx context.Context, tier string, b segment.Backend) (
 		r.rec.Tier = tier
 		recs = append(recs, r.rec)
 	}
-	if err := c.putAll(recs, true); err != nil {
-		return 0, nil, fmt.Errorf("rebuild tier %s: %w", tier, err)
-	}
-	c.log.Info("catalog rebuilt from markers", zap.String("tier", tier),
-		zap.Int("restored", len(recs)), zap.Int("skipped", len(skipped)))
-	return len(recs), skipped, nil
+	return recs, skipped, nil
 }
 
 // checkMarker reads and checks the marker e. A marker that is not restorable gives a

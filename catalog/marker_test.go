@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tierd/tierd/segment"
 )
@@ -425,5 +426,72 @@ func TestSegmentVersionMarkers(t *testing.T) {
 	holders, err := c.Holders("kafka", v1.Rel)
 	if err != nil || len(holders) != 2 || holders[0].Ver()+holders[1].Ver() != 3 {
 		t.Fatalf("Holders after rebuild = %+v, %v", holders, err)
+	}
+}
+
+// TestRebuildChunks: a tier with more markers than a rebuild chunk is restored whole, and
+// the rebuilt catalog dumps the same bytes as the original.
+func TestRebuildChunks(t *testing.T) {
+	b := newMemBackend()
+	c1 := openT(t, t.TempDir(), testNode)
+	offloadAll(t, c1, b, "hdd", rebuildChunk+rebuildChunk/2)
+	c2 := openT(t, t.TempDir(), testNode)
+	n, skipped, err := c2.Rebuild(context.Background(), "hdd", b)
+	if err != nil || n != rebuildChunk+rebuildChunk/2 || len(skipped) != 0 {
+		t.Fatalf("Rebuild: %d restored, %d skipped, %v", n, len(skipped), err)
+	}
+	var d1, d2 bytes.Buffer
+	if err := c1.Dump(&d1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Dump(&d2); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(d1.Bytes(), d2.Bytes()) {
+		t.Fatal("rebuilt catalog differs from the original")
+	}
+}
+
+// TestVersionKeyAndSuperseded: a local file's version follows what the tiers hold; a
+// newer version's record makes the older one's superseded entry on the same tier only.
+func TestVersionKeyAndSuperseded(t *testing.T) {
+	c := openT(t, t.TempDir(), testNode)
+	v1 := testRecord("hdd", "kafka", "orders-0/00000000000000000000.log", 1)
+	v1.Kind = "kafka-log"
+	f := func(size int64, mtime time.Time, wantKey segment.Key, wantVer int) {
+		t.Helper()
+		k, v, err := c.VersionKey(v1.Source, v1.Rel, v1.Kind, size, mtime)
+		if err != nil || k != wantKey || v != wantVer {
+			t.Fatalf("VersionKey(%d, %s) = %s v%d, %v; want %s v%d", size, mtime, k, v, err, wantKey, wantVer)
+		}
+	}
+	f(v1.LocalSize, v1.SegmentModTime, v1.Key, 1) // nothing on the tiers yet
+	mustPut(t, c, v1)
+	f(v1.LocalSize, v1.SegmentModTime, v1.Key, 1)
+	f(390, v1.SegmentModTime, v1.Key+"@v2", 2)                           // the cleaner's rewrite
+	f(v1.LocalSize, v1.SegmentModTime.Add(time.Second), v1.Key+"@v2", 2) // mtime only
+	v2 := v1
+	v2.Key, v2.Version, v2.Size, v2.LocalSize = v1.Key+"@v2", 2, 390, 390
+	v2.OffloadedAt = v1.OffloadedAt.Add(time.Hour)
+	s3v1 := v1
+	s3v1.Tier = "s3"
+	mustPut(t, c, v2, s3v1)
+	f(390, v1.SegmentModTime, v2.Key, 2)
+	f(v1.LocalSize, v1.SegmentModTime, v1.Key+"@v3", 3) // back to the old bytes: a new version
+	var got []Superseded
+	for _, tier := range []string{"hdd", "s3"} {
+		if err := c.WalkSuperseded(tier, v2.OffloadedAt.Add(time.Minute), 0, func(s Superseded) int { got = append(got, s); return WalkNext }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 1 || got[0].Tier != "hdd" || got[0].Key != v1.Key || !got[0].At.Equal(v2.OffloadedAt) {
+		t.Fatalf("superseded entries: %+v; want v1 on hdd only, since v2's offload", got)
+	}
+	if err := c.WalkSuperseded("hdd", v2.OffloadedAt.Add(-time.Minute), 0, func(s Superseded) int { t.Fatalf("entry before its time: %+v", s); return WalkNext }); err != nil {
+		t.Fatal(err)
+	}
+	newest, err := c.Newest(v1.Source, v1.Rel)
+	if err != nil || len(newest) != 1 || newest[0].Key != v2.Key {
+		t.Fatalf("Newest = %+v, %v", newest, err)
 	}
 }

@@ -150,22 +150,8 @@ func indexSupersededTx(tx *bolt.Tx, rec Record) error {
 // 0: no limit). It holds a read transaction while it runs: fn must not write to the
 // catalog.
 func (c *Catalog) WalkSuperseded(tier string, to time.Time, limit int, fn func(Superseded) int) error {
-	prefix := append([]byte(tier), 0)
-	end := append(slices.Clone(prefix), timeBytes(to)...)
-	return c.db.View(func(tx *bolt.Tx) error {
-		cur := tx.Bucket(bSuper).Cursor()
-		seen := 0
-		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
-			if len(k) < len(end) || bytes.Compare(k[:len(end)], end) > 0 {
-				return nil
-			}
-			seen++
-			s := Superseded{Tier: tier, At: bytesTime(k[len(prefix):]), Key: segment.Key(k[len(prefix)+8:])}
-			if fn(s) == WalkStop || (limit > 0 && seen >= limit) {
-				return nil
-			}
-		}
-		return nil
+	return c.walkTierTimes(bSuper, tier, to, limit, func(at time.Time, key segment.Key) int {
+		return fn(Superseded{Tier: tier, At: at, Key: key})
 	})
 }
 

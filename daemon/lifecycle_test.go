@@ -323,26 +323,12 @@ func TestDeleteAfterZero(t *testing.T) {
 func TestCleanerRewriteMakesAVersion(t *testing.T) {
 	c := newChain(t, "hdd")
 	old := time.Now().Add(-time.Hour)
-	write := func(rel string, data []byte) string {
-		p := filepath.Join(c.root, rel)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		os.Chtimes(p, old, old)
-		return p
-	}
+	write := func(rel string, data []byte) string { return c.writeAt(rel, data, old) }
 	v1 := bytes.Repeat([]byte("offsets-commit"), 200)
 	v2 := []byte("the cleaner kept one record")
 	write("__consumer_offsets-12/00000000000000000000.log", v1)
 	write("__consumer_offsets-12/00000000000000000862.log", make([]byte, 50))
-	kafka := func(cfg *Config) {
-		l, err := source.NewLayout(source.LayoutKafka, source.LayoutOptions{Source: testSrc})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Sources[0].Layout = l
-	}
+	kafka := kafkaSource(t)
 	tiers := func() []Tier { return []Tier{{Name: "hdd", Concurrency: 2, SupersededRetainFor: time.Hour}} }
 	key1 := testNode + "/" + testSrc + "/__consumer_offsets-12/00000000000000000000.log"
 	c.pass(tiers(), kafka)
@@ -389,15 +375,7 @@ func TestCleanerRewriteMakesAVersion(t *testing.T) {
 func TestKafkaGroupDeletedAllOrNone(t *testing.T) {
 	c := newChain(t, "hdd")
 	old := time.Now().Add(-time.Hour)
-	write := func(rel string, data []byte) string {
-		p := filepath.Join(c.root, rel)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		os.Chtimes(p, old, old)
-		return p
-	}
+	write := func(rel string, data []byte) string { return c.writeAt(rel, data, old) }
 	logData := bytes.Repeat([]byte("kafka-batch!"), 100)
 	group := []string{
 		write("t-0/00000000000000000000.log", logData),
@@ -406,13 +384,7 @@ func TestKafkaGroupDeletedAllOrNone(t *testing.T) {
 		write("t-0/00000000000000000000.snapshot", make([]byte, 10)),
 	}
 	active := write("t-0/00000000000000000100.log", make([]byte, 50))
-	kafka := func(cfg *Config) {
-		l, err := source.NewLayout(source.LayoutKafka, source.LayoutOptions{Source: testSrc})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Sources[0].Layout = l
-	}
+	kafka := kafkaSource(t)
 	tiers := func() []Tier { return []Tier{{Name: "hdd", Concurrency: 2}} }
 	c.pass(tiers(), kafka)
 	if n := len(c.held("hdd")); n != len(group) {
@@ -448,5 +420,32 @@ func TestKafkaGroupDeletedAllOrNone(t *testing.T) {
 	}
 	if c.localLeft([]string{active}) != 1 {
 		t.Fatal("the active segment was deleted")
+	}
+}
+
+// writeAt writes a file of the source at rel with the given mtime and returns its path.
+func (c *chain) writeAt(rel string, data []byte, mtime time.Time) string {
+	c.t.Helper()
+	p := filepath.Join(c.root, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.Chtimes(p, mtime, mtime); err != nil {
+		c.t.Fatal(err)
+	}
+	return p
+}
+
+// kafkaSource makes the daemon's source a Kafka log.dir.
+func kafkaSource(t *testing.T) func(*Config) {
+	return func(cfg *Config) {
+		l, err := source.NewLayout(source.LayoutKafka, source.LayoutOptions{Source: testSrc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Sources[0].Layout = l
 	}
 }

@@ -2,10 +2,13 @@ package deploy_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -23,6 +26,7 @@ type compose struct {
 type service struct {
 	Image       string               `yaml:"image"`
 	Build       string               `yaml:"build"`
+	Entrypoint  []string             `yaml:"entrypoint"`
 	Command     []string             `yaml:"command"`
 	Environment map[string]string    `yaml:"environment"`
 	Ports       []string             `yaml:"ports"`
@@ -146,10 +150,11 @@ func TestCompose(t *testing.T) {
 		}
 	}
 
-	// tierd runs the config file mounted from deploy/compose/tierd.yaml.
+	// tierd runs the config file mounted from deploy/compose/tierd.yaml: the command
+	// follows the image's ENTRYPOINT.
 	td := c.Services["tierd"]
-	if want := []string{"tierd", "run", "--config", "/etc/tierd/tierd.yaml"}; !slices.Equal(td.Command, want) {
-		t.Fatalf("tierd command %q, want %q", td.Command, want)
+	if got, want := execs(t, td), []string{"tierd", "run", "--config", "/etc/tierd/tierd.yaml"}; !slices.Equal(got, want) {
+		t.Fatalf("tierd service execs %q, want %q", got, want)
 	}
 	if !slices.Contains(td.Volumes, "./deploy/compose/tierd.yaml:/etc/tierd/tierd.yaml:ro") {
 		t.Fatalf("tierd does not mount deploy/compose/tierd.yaml at /etc/tierd/tierd.yaml: %q", td.Volumes)
@@ -163,7 +168,7 @@ func TestCompose(t *testing.T) {
 	// The source is the store brokersim writes, through the same volume.
 	bs := c.Services["brokersim"]
 	storeDir := ""
-	for _, a := range bs.Command {
+	for _, a := range strings.Fields(strings.Join(bs.Command, " ")) {
 		if v, ok := strings.CutPrefix(a, "--dir="); ok {
 			storeDir = v
 		}
@@ -210,6 +215,148 @@ func TestCompose(t *testing.T) {
 		if tier[k] == "" {
 			t.Errorf("tier key %s missing from the demo config", k)
 		}
+	}
+}
+
+// execs returns the argv a service's container runs: its entrypoint (or the image's, from
+// the Dockerfile, for a service built from it) followed by its command.
+func execs(t *testing.T, s service) []string {
+	t.Helper()
+	entry := s.Entrypoint
+	if entry == nil && s.Build != "" {
+		entry, _ = dockerfileExec(t)
+	}
+	return append(slices.Clone(entry), s.Command...)
+}
+
+// dockerfileExec returns the final stage's exec-form ENTRYPOINT and CMD.
+func dockerfileExec(t *testing.T) (entrypoint, cmd []string) {
+	t.Helper()
+	for _, line := range dockerfileLines(t) {
+		kw, rest, _ := strings.Cut(line, " ")
+		var v []string
+		switch strings.ToUpper(kw) {
+		case "FROM":
+			entrypoint, cmd = nil, nil
+		case "ENTRYPOINT":
+			if err := json.Unmarshal([]byte(rest), &v); err != nil {
+				t.Fatalf("Dockerfile: ENTRYPOINT %s is not the exec form: %v", rest, err)
+			}
+			entrypoint = v
+		case "CMD":
+			if err := json.Unmarshal([]byte(rest), &v); err != nil {
+				t.Fatalf("Dockerfile: CMD %s is not the exec form: %v", rest, err)
+			}
+			cmd = v
+		}
+	}
+	return entrypoint, cmd
+}
+
+// dockerfileLines returns the Dockerfile's instructions, continuation lines joined and
+// comments dropped.
+func dockerfileLines(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	cur := ""
+	for _, l := range strings.Split(string(data), "\n") {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "#") || (l == "" && cur == "") {
+			continue
+		}
+		if c, ok := strings.CutSuffix(l, "\\"); ok {
+			cur += c + " "
+			continue
+		}
+		lines = append(lines, strings.TrimSpace(cur+l))
+		cur = ""
+	}
+	return lines
+}
+
+// The image runs as a non-root numeric user (so Kubernetes' runAsNonRoot can check it),
+// and `docker run IMAGE run --config ...` execs `tierd run --config ...`.
+func TestDockerfileImage(t *testing.T) {
+	entry, cmd := dockerfileExec(t)
+	if !slices.Equal(entry, []string{"tierd"}) {
+		t.Errorf("ENTRYPOINT %q, want [\"tierd\"] so that arguments are tierd's", entry)
+	}
+	if len(cmd) == 0 {
+		t.Error("no CMD: a bare `docker run` should print tierd's help")
+	}
+	if uid, _ := imageUser(t); uid == 0 {
+		t.Error("the image runs as root")
+	}
+}
+
+// imageUser returns the final stage's numeric USER.
+func imageUser(t *testing.T) (uid, gid int) {
+	t.Helper()
+	user := ""
+	for _, line := range dockerfileLines(t) {
+		kw, rest, _ := strings.Cut(line, " ")
+		switch strings.ToUpper(kw) {
+		case "FROM":
+			user = ""
+		case "USER":
+			user = strings.TrimSpace(rest)
+		}
+	}
+	u, g, _ := strings.Cut(user, ":")
+	uid, err := strconv.Atoi(u)
+	if err != nil {
+		t.Fatalf("Dockerfile USER %q is not numeric uid:gid", user)
+	}
+	if gid, err = strconv.Atoi(g); err != nil {
+		t.Fatalf("Dockerfile USER %q is not numeric uid:gid", user)
+	}
+	return uid, gid
+}
+
+// A second `docker compose up` works: the brokersim service's command, run twice against
+// the same store (with a brokersim that, like the real one, refuses a non-empty --dir),
+// succeeds both times and writes the store once.
+func TestComposeUpTwice(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh to run the service's command with")
+	}
+	var c compose
+	decodeStrict(t, "docker-compose.yml", &c)
+	argv := execs(t, c.Services["brokersim"])
+	if len(argv) != 3 || argv[0] != "sh" || argv[1] != "-c" {
+		t.Fatalf("brokersim execs %q, want sh -c SCRIPT", argv)
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fake := `#!/bin/sh
+for a in "$@"; do case "$a" in --dir=*) d="${a#--dir=}";; esac; done
+if [ -d "$d" ] && [ -n "$(ls -A "$d")" ]; then echo "$d is not empty" >&2; exit 1; fi
+mkdir -p "$d" && echo run >> "$d/../runs" && touch "$d/commitlog"
+`
+	if err := os.WriteFile(filepath.Join(bin, "brokersim"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := strings.ReplaceAll(argv[2], "/data/", dir+"/data/")
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		cmd := exec.Command("sh", "-c", script)
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("up #%d: %v\n%s", i+1, err, out)
+		}
+	}
+	runs, err := os.ReadFile(filepath.Join(dir, "data", "runs"))
+	if err != nil || string(runs) != "run\n" {
+		t.Fatalf("brokersim ran %q times (%v), want once", runs, err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -65,8 +66,10 @@ func k8sDocs(t *testing.T) []map[string]any {
 }
 
 // The Kubernetes example: broker and tierd share the data volume (tierd read-only), the
-// config comes from the ConfigMap, credentials from the Secret, and the probes hit
-// /healthz and /readyz on the port tierd listens on.
+// config comes from the ConfigMap, credentials from the Secret; the container execs
+// `tierd run`; only a liveness probe on /healthz (a readiness probe on a sidecar takes the
+// broker's pod out of its Service); every container runs as the image's non-root uid,
+// which is the broker's, with fsGroup giving it the volumes.
 func TestKubernetesSidecar(t *testing.T) {
 	var kinds []string
 	var sts map[string]any
@@ -83,12 +86,24 @@ func TestKubernetesSidecar(t *testing.T) {
 		for _, p := range path {
 			switch k := p.(type) {
 			case string:
-				v = v.(map[string]any)[k]
+				m, _ := v.(map[string]any)
+				v = m[k]
 			case int:
-				v = v.([]any)[k]
+				l, _ := v.([]any)
+				if k >= len(l) {
+					return nil
+				}
+				v = l[k]
 			}
 		}
 		return v
+	}
+	strs := func(v any) []string {
+		var out []string
+		for _, s := range asList(v) {
+			out = append(out, s.(string))
+		}
+		return out
 	}
 	containers := get(sts, "spec", "template", "spec", "containers").([]any)
 	var broker, tierd map[string]any
@@ -114,8 +129,40 @@ func TestKubernetesSidecar(t *testing.T) {
 	if mounts["tierd-config"]["mountPath"] != "/etc/tierd" || mounts["tierd-state"] == nil {
 		t.Fatal("tierd needs its config mounted at /etc/tierd and a state volume")
 	}
-	if get(tierd, "livenessProbe", "httpGet", "path") != "/healthz" || get(tierd, "readinessProbe", "httpGet", "path") != "/readyz" {
-		t.Fatal("probes must use /healthz and /readyz")
+	if get(tierd, "livenessProbe", "httpGet", "path") != "/healthz" {
+		t.Error("the liveness probe must be GET /healthz")
+	}
+	for _, p := range []string{"readinessProbe", "startupProbe"} {
+		if tierd[p] != nil {
+			t.Errorf("tierd has a %s: it would gate the broker's pod", p)
+		}
+	}
+
+	// The container execs `tierd run --config /etc/tierd/tierd.yaml`: its command, or
+	// else the image's ENTRYPOINT, then its args (or else the image's CMD).
+	entry, cmd := dockerfileExec(t)
+	if c := strs(tierd["command"]); c != nil {
+		entry, cmd = c, nil
+	}
+	if a := strs(tierd["args"]); a != nil {
+		cmd = a
+	}
+	if got, want := append(entry, cmd...), []string{"tierd", "run", "--config", "/etc/tierd/tierd.yaml"}; !slices.Equal(got, want) {
+		t.Errorf("tierd container execs %q, want %q", got, want)
+	}
+
+	uid, gid := imageUser(t)
+	pod := get(sts, "spec", "template", "spec", "securityContext")
+	for key, want := range map[string]any{"runAsUser": uid, "runAsGroup": gid, "fsGroup": gid, "runAsNonRoot": true} {
+		if got := get(pod, key); got != want {
+			t.Errorf("pod securityContext.%s = %v, want %v (the image's USER %d:%d, the broker's)", key, got, want, uid, gid)
+		}
+	}
+	if get(tierd, "securityContext", "runAsUser") != nil {
+		t.Error("tierd overrides the pod's runAsUser: it must run as the broker's uid")
+	}
+	if get(tierd, "securityContext", "allowPrivilegeEscalation") != false {
+		t.Error("tierd must not allow privilege escalation")
 	}
 	secretRefs := 0
 	for _, e := range tierd["env"].([]any) {
@@ -130,21 +177,81 @@ func TestKubernetesSidecar(t *testing.T) {
 	}
 }
 
-// The systemd unit runs tierd run with the config, stops it with SIGTERM with more time
-// than the default shutdown_timeout, and checks the config before starting.
-func TestSystemdUnit(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(root, "deploy/systemd/tierd.service"))
+func asList(v any) []any { l, _ := v.([]any); return l }
+
+// unitFile parses a systemd unit: section -> key -> values (a key may repeat).
+func unitFile(t *testing.T, path string) map[string]map[string][]string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(root, path))
 	if err != nil {
 		t.Fatal(err)
 	}
-	unit := string(data)
-	for _, want := range []string{
-		"ExecStart=/usr/local/bin/tierd run --config /etc/tierd/tierd.yaml",
-		"ExecStartPre=/usr/local/bin/tierd config check --config /etc/tierd/tierd.yaml",
-		"KillSignal=SIGTERM", "TimeoutStopSec=60", "[Install]",
+	unit := map[string]map[string][]string{}
+	section := ""
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";"):
+		case strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]"):
+			section = line[1 : len(line)-1]
+			if unit[section] != nil {
+				t.Fatalf("%s:%d: section [%s] twice", path, i+1, section)
+			}
+			unit[section] = map[string][]string{}
+		default:
+			k, v, ok := strings.Cut(line, "=")
+			if !ok || section == "" || strings.HasSuffix(line, "\\") {
+				t.Fatalf("%s:%d: %q is not a key=value line in a section", path, i+1, line)
+			}
+			unit[section][k] = append(unit[section][k], v)
+		}
+	}
+	return unit
+}
+
+// The systemd unit runs tierd run with the config, stops it with SIGTERM with more time
+// than the default shutdown_timeout, and checks the config before starting; a reload does
+// not stop it (tierd has no reload); RocketMQ's default ~/store stays visible.
+func TestSystemdUnit(t *testing.T) {
+	unit := unitFile(t, "deploy/systemd/tierd.service")
+	svc := unit["Service"]
+	one := func(k string) string {
+		if len(svc[k]) != 1 {
+			t.Errorf("[Service] %s set %d times, want once", k, len(svc[k]))
+			return ""
+		}
+		return svc[k][0]
+	}
+	for k, want := range map[string]string{
+		"ExecStart":      "/usr/local/bin/tierd run --config /etc/tierd/tierd.yaml",
+		"ExecStartPre":   "/usr/local/bin/tierd config check --config /etc/tierd/tierd.yaml",
+		"KillSignal":     "SIGTERM",
+		"TimeoutStopSec": "60",
+		"Type":           "simple",
 	} {
-		if !strings.Contains(unit, want) {
-			t.Errorf("unit lacks %q", want)
+		if got := one(k); got != want {
+			t.Errorf("[Service] %s=%q, want %q", k, got, want)
+		}
+	}
+	if unit["Install"]["WantedBy"] == nil {
+		t.Error("no [Install] WantedBy: systemctl enable would do nothing")
+	}
+	// tierd handles no SIGHUP or reload: any ExecReload would either do nothing tierd
+	// knows of or stop it (kill -TERM exits 0, which Restart=on-failure does not restart).
+	if r := svc["ExecReload"]; r != nil {
+		t.Errorf("ExecReload=%q: tierd has no reload", r)
+	}
+	// ProtectHome=true (or tmpfs) hides /home, where RocketMQ keeps ~/store by default.
+	for _, v := range svc["ProtectHome"] {
+		if !slices.Contains([]string{"read-only", "false", "no"}, v) {
+			t.Errorf("ProtectHome=%s hides RocketMQ's default store /home/rocketmq/store; use read-only", v)
+		}
+	}
+	// With ProtectSystem=strict, the state dir and the tier must be writable.
+	if one("ProtectSystem") == "strict" {
+		rw := strings.Fields(strings.Join(svc["ReadWritePaths"], " "))
+		if !slices.Contains(rw, "/var/lib/tierd") && one("StateDirectory") != "tierd" {
+			t.Error("ProtectSystem=strict without /var/lib/tierd writable")
 		}
 	}
 }

@@ -107,8 +107,12 @@ const (
 	//
 	// Compacted topics (cleanup.policy=compact, e.g. __consumer_offsets): the log cleaner
 	// replaces closed segments by cleaned ones under the same names (through .cleaned and
-	// .swap files). A replaced file has a new mtime, so the Sealer sees it change; the
-	// layout itself cannot tell compacted topics apart, the policy is not in the log.dir.
+	// .swap files, the old files renamed to .deleted meanwhile), possibly merging several
+	// segments into the first. The cleaned file keeps the mtime of the last segment cleaned
+	// (Kafka's LogCleaner.cleanSegments), so a rewrite of one segment usually changes only
+	// its size and bytes: the scan sees the size change, and the catalog makes the file a
+	// new version (daemon/versions.go). The layout itself cannot tell compacted topics
+	// apart: the policy is not in the log.dir.
 	LayoutKafka = "kafka"
 )
 

@@ -8,9 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 
+	"github.com/tierd/tierd/catalog"
 	"github.com/tierd/tierd/compactor"
 	"github.com/tierd/tierd/config"
 	"github.com/tierd/tierd/daemon"
@@ -233,8 +236,18 @@ func rehydrateObject(ctx context.Context, a *app, t daemon.Tier, info segment.In
 		}
 		return fmt.Errorf("restore %s: %w", info.Key, err)
 	}
+	dst := filepath.Join(dir, filepath.FromSlash(rel))
 	fmt.Fprintf(stdout, "%s:%s -> %s (rehydrated IndexFile: %d items, %d slots x %d items from %s, %s, crc32c %08x, %d passes in %.2fs)\n",
-		t.Name, info.Key, filepath.Join(dir, filepath.FromSlash(rel)), res.Entries, slots, items, from, humanBytes(res.Size), res.CRC32C, res.Passes, res.Time.Seconds())
+		t.Name, info.Key, dst, res.Entries, slots, items, from, humanBytes(res.Size), res.CRC32C, res.Passes, res.Time.Seconds())
+	// The original's mtime, as the catalog recorded it: restored into the broker's store,
+	// the file is then the version the tiers hold, not a change to offload again.
+	if mtime, err := recordedModTime(ctx, a, t.Name, info.Key); err != nil {
+		a.log.Warn("cannot read the catalog: the rehydrated file keeps the time it was written", zap.Error(err))
+	} else if !mtime.IsZero() {
+		if err := os.Chtimes(dst, mtime, mtime); err != nil {
+			return fmt.Errorf("restore %s: set mtime: %w", info.Key, err)
+		}
+	}
 	if slots != h.SourceSlots || items != h.SourceItems {
 		fmt.Fprintf(stdout, "note: the original IndexFile had %d slots x %d items; the rehydrated one has the geometry of %s\n", h.SourceSlots, h.SourceItems, from)
 	}
@@ -266,6 +279,24 @@ func localCopy(ctx context.Context, a *app, r segment.Reader, info segment.Info,
 		return nil, fmt.Errorf("CRC-32C of the bytes read (%08x) differs from the tier's (%08x): not restored", crc, info.CRC32C)
 	}
 	return f, nil
+}
+
+// recordedModTime returns the local file's mtime the catalog records for key on tier,
+// zero if it has no record.
+func recordedModTime(ctx context.Context, a *app, tier string, key segment.Key) (time.Time, error) {
+	var mtime time.Time
+	errFound := errors.New("found")
+	err := a.walkRecords(ctx, tier, func(r catalog.Record) error {
+		if r.Key != key {
+			return nil
+		}
+		mtime = r.SegmentModTime
+		return errFound
+	})
+	if err != nil && !errors.Is(err, errFound) {
+		return time.Time{}, err
+	}
+	return mtime, nil
 }
 
 // tempFile is an unlinked temp file as a segment.Writer: there is nothing to commit or

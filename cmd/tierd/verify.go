@@ -53,17 +53,23 @@ missing or its bytes differ) or any file diverged, else 3 if any entry could not
 				return err
 			}
 			defer a.close()
-			recs, err := a.records(cmd.Context(), tier)
-			if err != nil {
-				return err
+			// Streamed: a catalog of a million records is never held whole (with the
+			// catalog open; asking a running daemon, its records are read once more to
+			// tell versions apart).
+			var js *jsonStream
+			if asJSON {
+				js = newJSONStream(stdout)
+				js.open('{')
+				js.key("results")
+				js.open('[')
 			}
-			var results []verifyResult
-			bad, gone, unreadable := 0, 0, 0
-			for _, rec := range recs {
+			bad, gone, unreadable, verified := 0, 0, 0, 0
+			err = a.walkRecords(cmd.Context(), tier, func(rec catalog.Record) error {
 				err := a.verifyWithRetries(cmd.Context(), rec)
 				if ctxErr := cmd.Context().Err(); ctxErr != nil {
 					return ctxErr
 				}
+				verified++
 				res := verifyResult{Tier: rec.Tier, Key: rec.Key, OK: err == nil}
 				if err != nil && a.cat == nil {
 					// The list came from a running daemon, which may have expired or
@@ -96,56 +102,65 @@ missing or its bytes differ) or any file diverged, else 3 if any entry could not
 						return err
 					}
 				}
-				results = append(results, res)
-				if !asJSON {
-					switch {
-					case res.OK:
-						fmt.Fprintf(stdout, "ok    %s:%s\n", rec.Tier, rec.Key)
-					case res.Gone:
-						fmt.Fprintf(stdout, "gone  %s:%s: %s\n", rec.Tier, rec.Key, res.Error)
-					case res.Unreadable:
-						fmt.Fprintf(stdout, "UNREADABLE %s:%s: %s\n", rec.Tier, rec.Key, res.Error)
-					default:
-						fmt.Fprintf(stdout, "FAIL  %s:%s: %s\n", rec.Tier, rec.Key, res.Error)
-					}
+				if js != nil {
+					return js.elem(res)
 				}
+				var err2 error
+				switch {
+				case res.OK:
+					_, err2 = fmt.Fprintf(stdout, "ok    %s:%s\n", rec.Tier, rec.Key)
+				case res.Gone:
+					_, err2 = fmt.Fprintf(stdout, "gone  %s:%s: %s\n", rec.Tier, rec.Key, res.Error)
+				case res.Unreadable:
+					_, err2 = fmt.Fprintf(stdout, "UNREADABLE %s:%s: %s\n", rec.Tier, rec.Key, res.Error)
+				default:
+					_, err2 = fmt.Fprintf(stdout, "FAIL  %s:%s: %s\n", rec.Tier, rec.Key, res.Error)
+				}
+				return err2
+			})
+			if err != nil {
+				return err
 			}
-			all := recs
-			if tier != "" {
-				if all, err = a.records(cmd.Context(), ""); err != nil {
+			versions, err := a.newVersionView(cmd.Context())
+			if err != nil {
+				return err
+			}
+			checked := verified - gone - unreadable
+			diverged := 0
+			err = a.walkRecords(cmd.Context(), tier, func(rec catalog.Record) error {
+				if once, err := versions.newestOnce(rec, tier); err != nil || !once {
 					return err
 				}
-			}
-			versions := indexVersions(all)
-			seen := map[fileID]bool{}
-			checked := len(results) - gone - unreadable
-			diverged := 0
-			for _, rec := range recs {
-				id := fileID{rec.Source, rec.Rel}
-				if seen[id] || rec.Ver() != versions.newest[id] {
-					continue
-				}
-				seen[id] = true
 				err := a.checkLocal(cmd.Context(), rec)
 				if err != nil && !errors.Is(err, errDiverged) {
 					return err
 				}
 				if err == nil {
-					continue
+					return nil
 				}
 				diverged++
 				msg := strings.TrimPrefix(err.Error(), errDiverged.Error()+": ")
 				res := verifyResult{Tier: rec.Tier, Key: rec.Key, Error: msg, Local: a.localPath(rec.Source, rec.Rel)}
-				results = append(results, res)
-				if !asJSON {
-					fmt.Fprintf(stdout, "DIVERGED  %s: %s\n", res.Local, res.Error)
+				if js != nil {
+					return js.elem(res)
 				}
+				_, err = fmt.Fprintf(stdout, "DIVERGED  %s: %s\n", res.Local, res.Error)
+				return err
+			})
+			if err != nil {
+				return err
 			}
-			if asJSON {
-				if results == nil {
-					results = []verifyResult{}
+			if js != nil {
+				js.close(']')
+				for _, kv := range []struct {
+					k string
+					v int
+				}{{"checked", checked}, {"failed", bad}, {"unreadable", unreadable}, {"gone", gone}, {"diverged", diverged}} {
+					js.key(kv.k)
+					js.value(kv.v)
 				}
-				if err := printJSON(map[string]any{"checked": checked, "failed": bad, "unreadable": unreadable, "gone": gone, "diverged": diverged, "results": results}); err != nil {
+				js.close('}')
+				if err := js.end(); err != nil {
 					return err
 				}
 			} else {

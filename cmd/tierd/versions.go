@@ -171,14 +171,51 @@ func (a *app) checkLocal(ctx context.Context, rec catalog.Record) error {
 type versionView struct {
 	cat   *catalog.Catalog
 	all   *versionIndex // when cat is nil
+	seen  map[fileID]bool
 	place string
 	x     *versionIndex
+	recs  []catalog.Record // the place's records
 }
 
 func (v *versionView) state(rec catalog.Record, localExists func(source, rel string) bool) (string, error) {
 	if v.cat == nil {
 		return v.all.state(rec, localExists), nil
 	}
+	if err := v.load(rec); err != nil {
+		return "", err
+	}
+	return v.x.state(rec, localExists), nil
+}
+
+// newestOnce reports whether rec holds the newest version of its file and is the first
+// such record a walk of tier ("" = every tier; records sorted by tier, then key) meets:
+// each file's newest version is then looked at once.
+func (v *versionView) newestOnce(rec catalog.Record, tier string) (bool, error) {
+	id := fileID{rec.Source, rec.Rel}
+	if v.cat == nil {
+		if v.seen[id] || rec.Ver() != v.all.newest[id] {
+			return false, nil
+		}
+		v.seen[id] = true
+		return true, nil
+	}
+	if err := v.load(rec); err != nil {
+		return false, err
+	}
+	if rec.Ver() != v.x.newest[id] {
+		return false, nil
+	}
+	for _, r := range v.recs {
+		if r.Source == rec.Source && r.Rel == rec.Rel && r.Ver() == rec.Ver() && (tier == "" || r.Tier == tier) && r.Tier < rec.Tier {
+			return false, nil // an earlier tier's record of the same version came first
+		}
+	}
+	return true, nil
+}
+
+// load reads the records of rec's place (its Kafka partition, or its file) unless they
+// are the ones loaded.
+func (v *versionView) load(rec catalog.Record) error {
 	place, dir, kafka := rec.Source+"\x00"+rec.Rel, "", false
 	if d, _, _, ok := source.ParseKafkaRel(rec.Rel); ok {
 		place, dir, kafka = rec.Source+"\x00"+d+"/", d+"/", true
@@ -192,11 +229,11 @@ func (v *versionView) state(rec catalog.Record, localExists func(source, rel str
 			recs, err = v.cat.Holders(rec.Source, rec.Rel)
 		}
 		if err != nil {
-			return "", err
+			return err
 		}
-		v.x, v.place = indexVersions(recs), place
+		v.x, v.place, v.recs = indexVersions(recs), place, recs
 	}
-	return v.x.state(rec, localExists), nil
+	return nil
 }
 
 // newVersionView is the view ls and verify use: over the catalog when it is open, else
@@ -209,5 +246,5 @@ func (a *app) newVersionView(ctx context.Context) (*versionView, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &versionView{all: indexVersions(all)}, nil
+	return &versionView{all: indexVersions(all), seen: map[fileID]bool{}}, nil
 }
