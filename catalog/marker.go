@@ -106,10 +106,13 @@ type Skipped struct {
 // checked against its object (Stat: the object must exist with the size and CRC-32C the
 // marker records); markers that fail a check are not restored and are returned in skipped
 // (and logged). Records are restored exactly as the markers hold them, with Tier set to
-// tier, all in one transaction. Records of tier that no marker names are left alone
-// (reconcile decides about them).
+// tier, rebuildChunk markers per transaction, so that what it holds does not grow with
+// the number of records (only the listing of the markers' keys does: Backend.List).
+// Records of tier that no marker names are left alone (reconcile decides about them).
 //
-// A backend error other than not-found fails the whole rebuild, restoring nothing.
+// A backend error other than not-found stops the rebuild: the chunks before it stay
+// restored (each record was checked against its object), and running it again completes
+// it.
 func (c *Catalog) Rebuild(ctx context.Context, tier string, b segment.Backend) (restored int, skipped []Skipped, err error) {
 	if err := checkName("tier", tier); err != nil {
 		return 0, nil, fmt.Errorf("rebuild: %w", err)
@@ -119,8 +122,29 @@ func (c *Catalog) Rebuild(ctx context.Context, tier string, b segment.Backend) (
 	if err != nil {
 		return 0, nil, fmt.Errorf("rebuild tier %s: list %s: %w", tier, prefix, err)
 	}
-	// Markers are checked concurrently (two backend calls each; on S3 those are round
-	// trips), results kept in listing order.
+	for start := 0; start < len(entries); start += rebuildChunk {
+		chunk := entries[start:min(start+rebuildChunk, len(entries))]
+		recs, sk, err := c.checkMarkers(ctx, tier, b, chunk)
+		if err != nil {
+			return restored, skipped, fmt.Errorf("rebuild tier %s: %w", tier, err)
+		}
+		skipped = append(skipped, sk...)
+		if err := c.putAll(recs, true); err != nil {
+			return restored, skipped, fmt.Errorf("rebuild tier %s: %w", tier, err)
+		}
+		restored += len(recs)
+	}
+	c.log.Info("catalog rebuilt from markers", zap.String("tier", tier),
+		zap.Int("restored", restored), zap.Int("skipped", len(skipped)))
+	return restored, skipped, nil
+}
+
+// rebuildChunk is how many markers Rebuild checks and restores per transaction.
+const rebuildChunk = 512
+
+// checkMarkers checks the markers of entries concurrently and returns the records to
+// restore, in listing order, and the markers skipped.
+func (c *Catalog) checkMarkers(ctx context.Context, tier string, b segment.Backend, entries []segment.Entry) ([]Record, []Skipped, error) {
 	type result struct {
 		rec    Record
 		reason error
@@ -139,9 +163,10 @@ func (c *Catalog) Rebuild(ctx context.Context, tier string, b segment.Backend) (
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return 0, nil, fmt.Errorf("rebuild tier %s: %w", tier, err)
+		return nil, nil, err
 	}
 	var recs []Record
+	var skipped []Skipped
 	for i, r := range results {
 		if r.reason != nil {
 			c.log.Warn("marker skipped", zap.String("tier", tier), zap.Stringer("marker", entries[i].Key), zap.Error(r.reason))
@@ -151,12 +176,7 @@ func (c *Catalog) Rebuild(ctx context.Context, tier string, b segment.Backend) (
 		r.rec.Tier = tier
 		recs = append(recs, r.rec)
 	}
-	if err := c.putAll(recs, true); err != nil {
-		return 0, nil, fmt.Errorf("rebuild tier %s: %w", tier, err)
-	}
-	c.log.Info("catalog rebuilt from markers", zap.String("tier", tier),
-		zap.Int("restored", len(recs)), zap.Int("skipped", len(skipped)))
-	return len(recs), skipped, nil
+	return recs, skipped, nil
 }
 
 // checkMarker reads and checks the marker e. A marker that is not restorable gives a
@@ -219,4 +239,43 @@ func readMarker(ctx context.Context, b segment.Backend, key segment.Key) ([]byte
 		err = io.ErrUnexpectedEOF
 	}
 	return nil, fmt.Errorf("read marker %s: %d of %d bytes: %w", key, n, len(data), err)
+}
+
+// CheckMarker reads node's marker of rec on b, the tier rec is on, and says whether it
+// describes rec: the same object (key, format, size, CRC-32C), made from the same local
+// file (source, path, kind, size, CRC-32C, mtime, version). It returns "" when it does,
+// else why not ("missing", or the first field that differs); err only when the marker
+// could not be read. Times of offload and verification may differ (verify rewrites them).
+func CheckMarker(ctx context.Context, node string, b segment.Backend, rec Record) (why string, err error) {
+	mk, err := MarkerKey(node, rec.Key)
+	if err != nil {
+		return "", err
+	}
+	data, err := readMarker(ctx, b, mk)
+	switch {
+	case errors.Is(err, segment.ErrNotFound):
+		return "missing", nil
+	case errors.Is(err, errMarkerTooLarge):
+		return "not a marker (too large)", nil
+	case err != nil:
+		return "", err
+	}
+	m, err := DecodeMarker(data)
+	if err != nil {
+		return fmt.Sprintf("undecodable: %v", err), nil
+	}
+	for _, f := range []struct {
+		name string
+		same bool
+	}{
+		{"key", m.Key == rec.Key}, {"format", m.Format == rec.Format}, {"size", m.Size == rec.Size}, {"crc32c", m.CRC32C == rec.CRC32C},
+		{"source", m.Source == rec.Source}, {"rel", m.Rel == rec.Rel}, {"kind", m.Kind == rec.Kind},
+		{"local_size", m.LocalSize == rec.LocalSize}, {"local_crc32c", m.LocalCRC32C == rec.LocalCRC32C},
+		{"segment_mtime", m.SegmentModTime.Equal(rec.SegmentModTime)}, {"version", m.Ver() == rec.Ver()},
+	} {
+		if !f.same {
+			return "differs in " + f.name, nil
+		}
+	}
+	return "", nil
 }

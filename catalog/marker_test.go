@@ -429,6 +429,29 @@ func TestSegmentVersionMarkers(t *testing.T) {
 	}
 }
 
+// TestRebuildChunks: a tier with more markers than a rebuild chunk is restored whole, and
+// the rebuilt catalog dumps the same bytes as the original.
+func TestRebuildChunks(t *testing.T) {
+	b := newMemBackend()
+	c1 := openT(t, t.TempDir(), testNode)
+	offloadAll(t, c1, b, "hdd", rebuildChunk+rebuildChunk/2)
+	c2 := openT(t, t.TempDir(), testNode)
+	n, skipped, err := c2.Rebuild(context.Background(), "hdd", b)
+	if err != nil || n != rebuildChunk+rebuildChunk/2 || len(skipped) != 0 {
+		t.Fatalf("Rebuild: %d restored, %d skipped, %v", n, len(skipped), err)
+	}
+	var d1, d2 bytes.Buffer
+	if err := c1.Dump(&d1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Dump(&d2); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(d1.Bytes(), d2.Bytes()) {
+		t.Fatal("rebuilt catalog differs from the original")
+	}
+}
+
 // TestVersionKeyAndSuperseded: a local file's version follows what the tiers hold; a
 // newer version's record makes the older one's superseded entry on the same tier only.
 func TestVersionKeyAndSuperseded(t *testing.T) {

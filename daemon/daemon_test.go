@@ -567,8 +567,16 @@ func TestRunServesHTTPAndStops(t *testing.T) {
 	if c, b := get("/readyz"); c != 200 {
 		t.Fatalf("/readyz %d: %s", c, b)
 	}
-	if c, b := get("/status"); c != 200 || !strings.Contains(b, `"segments_offloaded": 3`) {
-		t.Fatalf("/status %d: %s", c, b)
+	// A batch's jobs are counted just after its group commit: wait for that too.
+	for {
+		c, b := get("/status")
+		if c == 200 && strings.Contains(b, `"segments_offloaded": 3`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/status %d: %s", c, b)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if c, b := get("/metrics"); c != 200 || !strings.Contains(b, `tierd_offloaded_segments_total{tier="hdd"} 3`) ||
 		!strings.Contains(b, "tierd_pool_buffers 4") || !strings.Contains(b, `tierd_oldest_pending_seconds{tier="hdd"} 0`) {

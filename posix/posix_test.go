@@ -263,6 +263,7 @@ func TestMappedReaderTruncated(t *testing.T) {
 		t.Fatal("read past a truncation succeeded")
 	}
 }
+
 // TestDeferredView runs the conformance suite against a Deferred view (each test's
 // objects synced by the view's Sync at cleanup), and checks that Sync fsyncs each
 // directory once and forgets it.

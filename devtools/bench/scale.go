@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,10 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tierd/tierd/devtools/brokersim"
 )
@@ -108,6 +112,11 @@ type ScaleRun struct {
 	Sealed      int64   `json:"sealed"`
 	SealedBytes int64   `json:"sealed_bytes"`
 	GenSecs     float64 `json:"gen_secs,omitempty"` // generating the store, when this run did
+	// OffloadSet is the sealed files due for the offload: all of them, or of a store of
+	// more than 200,000, the oldest 100,000 (the tier's offload_after set to their age).
+	OffloadSet int64 `json:"offload_set"`
+	// Cold says the files offloaded were dropped from the page cache before each offload.
+	Cold bool `json:"cold"`
 
 	Find      Runs    `json:"find"` // find -type f -printf '%s %T@\n'
 	Scan      Runs    `json:"scan"` // tierd scan
@@ -134,10 +143,11 @@ type ScaleCopy struct {
 // ScaleIdle is a daemon over a store with nothing left to do.
 type ScaleIdle struct {
 	Usage
-	Interval   float64 `json:"interval"`     // scan_interval, seconds
-	FirstScan  float64 `json:"first_scan"`   // seconds from start to the end of its first scan
-	Scans      int     `json:"scans"`        // idle scans measured (after the first)
-	CPUPerScan float64 `json:"cpu_per_scan"` // CPU seconds per idle scan
+	Interval   float64 `json:"interval"`       // scan_interval, seconds
+	FirstScan  float64 `json:"first_scan"`     // seconds from start to the end of its first scan
+	Scans      int     `json:"scans"`          // idle scans measured (after the first)
+	CPUPerScan float64 `json:"cpu_per_scan"`   // CPU seconds per idle scan
+	Note       string  `json:"note,omitempty"` // what went wrong, if anything
 }
 
 // ScaleResult is what Scale measured.
@@ -240,9 +250,11 @@ func scaleStore(ctx context.Context, o ScaleOptions, root string, st ScaleStore,
 		return run, err
 	}
 	run.Sealed = int64(len(sealed))
-	for _, rel := range sealed {
+	mtimes := make([]int64, len(sealed)) // Unix nanoseconds
+	for i, rel := range sealed {
 		if fi, err := os.Stat(filepath.Join(w.store, rel)); err == nil {
 			run.SealedBytes += fi.Size()
+			mtimes[i] = fi.ModTime().UnixNano()
 		}
 	}
 	logf("scale %s: %d files, %d sealed (%s)", run.Name, run.Files, run.Sealed, FormatSize(run.SealedBytes))
@@ -251,7 +263,33 @@ func scaleStore(ctx context.Context, o ScaleOptions, root string, st ScaleStore,
 			return run, err
 		}
 	}
-	cfg := scaleConfig{o: o, st: st, w: w, interval: 100 * time.Millisecond, offloadAfter: "0s", listen: ""}
+	// The offload copies every sealed file, or of a store of more than maxDropFiles, the
+	// oldest maxOffloadFiles: the tier's offload_after is set to their age, so that
+	// run --once scans the whole store and finds only those due; rsync gets their list.
+	offloadAfter, offList := "0s", w.list
+	offload := sealed
+	if len(sealed) > maxDropFiles {
+		order := make([]int, len(sealed))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(mtimes[a], mtimes[b]) })
+		cutoff := mtimes[order[maxOffloadFiles-1]]
+		offload = offload[:0:0]
+		for _, i := range order {
+			if mtimes[i] <= cutoff {
+				offload = append(offload, sealed[i])
+			}
+		}
+		// Due when at least this old: every file of the set is older already.
+		offloadAfter = fmt.Sprintf("%ds", int64(time.Since(time.Unix(0, cutoff)).Seconds()))
+		offList = filepath.Join(work, "offload.list")
+		if err := os.WriteFile(offList, []byte(strings.Join(offload, "\n")+"\n"), 0o644); err != nil {
+			return run, err
+		}
+	}
+	run.OffloadSet = int64(len(offload))
+	cfg := scaleConfig{o: o, st: st, w: w, interval: 100 * time.Millisecond, offloadAfter: offloadAfter, listen: ""}
 	if err := cfg.write(); err != nil {
 		return run, err
 	}
@@ -278,8 +316,10 @@ func scaleStore(ctx context.Context, o ScaleOptions, root string, st ScaleStore,
 	run.Scan = timeRuns("tierd scan", samples["tierd scan"])
 	run.ScanRatio = run.Scan.Secs.Median / run.Find.Secs.Median
 
-	// Offload: tierd run --once, then rsync, each from a cold page cache.
-	if err := dropFiles(w.store, sealed); err != nil {
+	// Offload: tierd run --once, then rsync, each from a cold page cache where dropping
+	// the store from it takes reasonable time.
+	run.Cold = len(offload) <= maxDropFiles
+	if err := dropFiles(w.store, offload, run.Cold); err != nil {
 		return run, err
 	}
 	u, stopped, err := runBounded(ctx, tierd("run", "--once"), o.OffloadBudget)
@@ -294,15 +334,15 @@ func scaleStore(ctx context.Context, o ScaleOptions, root string, st ScaleStore,
 	if run.CatalogBytes, err = treeBytes(w.state); err != nil {
 		return run, err
 	}
-	logf("  run --once: %d of %d files in %.1f s (%.0f files/s), peak RSS %.1f MiB, state %s%s", n, run.Sealed, u.Secs, run.Once.Rate,
+	logf("  run --once: %d (%d due) of %d files in %.1f s (%.0f files/s), peak RSS %.1f MiB, state %s%s", n, run.OffloadSet, run.Sealed, u.Secs, run.Once.Rate,
 		MiB(u.MaxRSS), FormatSize(run.CatalogBytes), map[bool]string{true: ", stopped at the budget"}[stopped])
 	if rsync == "" {
 		run.Rsync.Skipped = "rsync is not installed"
 	} else {
-		if err := dropFiles(w.store, sealed); err != nil {
+		if err := dropFiles(w.store, offload, run.Cold); err != nil {
 			return run, err
 		}
-		u, stopped, err := runBounded(ctx, command(rsync, "-a", "--fsync", "--files-from="+w.list, w.store+"/", w.rsyncDst+"/"), o.OffloadBudget)
+		u, stopped, err := runBounded(ctx, command(rsync, "-a", "--fsync", "--files-from="+offList, w.store+"/", w.rsyncDst+"/"), o.OffloadBudget)
 		if err != nil {
 			return run, fmt.Errorf("rsync: %w", err)
 		}
@@ -496,11 +536,31 @@ func treeBytes(dir string) (int64, error) {
 	return n, err
 }
 
-// dropFiles evicts the listed files under dir from the page cache.
-func dropFiles(dir string, rels []string) error {
+// maxOffloadFiles is how many of the oldest sealed files the offload of a store of more
+// than maxDropFiles copies.
+const maxOffloadFiles = 100_000
+
+// maxDropFiles is the most sealed files a store may have for its offloads to start from
+// a cold page cache: dropping a file costs three system calls, minutes for 10^6 files on a
+// loaded machine, twice per store.
+const maxDropFiles = 200_000
+
+// dropFiles evicts the listed files under dir from the page cache if drop is set. They
+// were written long before (no write-back to wait for).
+func dropFiles(dir string, rels []string, drop bool) error {
+	if !drop {
+		return nil
+	}
 	for _, rel := range rels {
-		if err := DropCache(filepath.Join(dir, rel)); err != nil {
-			return err
+		path := filepath.Join(dir, rel)
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("drop %s from the page cache: %w", path, err)
+		}
+		err = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("drop %s from the page cache: %w", path, err)
 		}
 	}
 	return nil
@@ -650,19 +710,23 @@ func idleDaemon(ctx context.Context, cmd *exec.Cmd, listen string, o ScaleOption
 		res.Scans = scans - first
 	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
+	killed := false
 	select {
 	case waitErr = <-exited:
 	case <-time.After(time.Minute):
 		_ = cmd.Process.Kill()
-		waitErr = <-exited
+		waitErr, killed = <-exited, true
 	}
 	res.add(cmd.ProcessState, watch.peak())
 	res.Secs = time.Since(start).Seconds()
-	if waitErr != nil {
+	switch {
+	case killed:
+		res.Note = "did not stop within a minute of SIGTERM: killed"
+	case waitErr != nil:
 		return res, fmt.Errorf("daemon: %w: %s", waitErr, strings.TrimSpace(stderr.String()))
 	}
 	if res.Scans == 0 {
-		return res, fmt.Errorf("no idle scan finished within %v (first scan: %v)", o.DaemonBudget, first >= 0)
+		res.Note = strings.TrimPrefix(res.Note+"; ", "; ") + fmt.Sprintf("no idle scan finished within %v (first scan finished: %v)", o.DaemonBudget, first >= 0)
 	}
 	return res, nil
 }
