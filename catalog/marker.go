@@ -240,3 +240,42 @@ func readMarker(ctx context.Context, b segment.Backend, key segment.Key) ([]byte
 	}
 	return nil, fmt.Errorf("read marker %s: %d of %d bytes: %w", key, n, len(data), err)
 }
+
+// CheckMarker reads node's marker of rec on b, the tier rec is on, and says whether it
+// describes rec: the same object (key, format, size, CRC-32C), made from the same local
+// file (source, path, kind, size, CRC-32C, mtime, version). It returns "" when it does,
+// else why not ("missing", or the first field that differs); err only when the marker
+// could not be read. Times of offload and verification may differ (verify rewrites them).
+func CheckMarker(ctx context.Context, node string, b segment.Backend, rec Record) (why string, err error) {
+	mk, err := MarkerKey(node, rec.Key)
+	if err != nil {
+		return "", err
+	}
+	data, err := readMarker(ctx, b, mk)
+	switch {
+	case errors.Is(err, segment.ErrNotFound):
+		return "missing", nil
+	case errors.Is(err, errMarkerTooLarge):
+		return "not a marker (too large)", nil
+	case err != nil:
+		return "", err
+	}
+	m, err := DecodeMarker(data)
+	if err != nil {
+		return fmt.Sprintf("undecodable: %v", err), nil
+	}
+	for _, f := range []struct {
+		name string
+		same bool
+	}{
+		{"key", m.Key == rec.Key}, {"format", m.Format == rec.Format}, {"size", m.Size == rec.Size}, {"crc32c", m.CRC32C == rec.CRC32C},
+		{"source", m.Source == rec.Source}, {"rel", m.Rel == rec.Rel}, {"kind", m.Kind == rec.Kind},
+		{"local_size", m.LocalSize == rec.LocalSize}, {"local_crc32c", m.LocalCRC32C == rec.LocalCRC32C},
+		{"segment_mtime", m.SegmentModTime.Equal(rec.SegmentModTime)}, {"version", m.Ver() == rec.Ver()},
+	} {
+		if !f.same {
+			return "differs in " + f.name, nil
+		}
+	}
+	return "", nil
+}

@@ -49,7 +49,9 @@ func (d *Daemon) dispatch(ctx, jobCtx context.Context, jobs *sync.WaitGroup) int
 		}
 		id := j.id()
 		d.mu.Lock()
-		start := !d.stopping && !d.busy(id, now) && (j.tier == nil || !j.tier.fenced(now))
+		// The tier may have started failing, or been fenced, while dispatch waited for a
+		// worker: a failing tier gets one job at a time (probing).
+		start := !d.stopping && !d.busy(id, now) && (j.tier == nil || (!j.tier.fenced(now) && !(j.kind == jobCopy && j.tier.probing())))
 		if start {
 			done, err := d.resultRecorded(j)
 			if err != nil {

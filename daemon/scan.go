@@ -32,7 +32,7 @@ type scanCounts struct {
 
 // scanSource scans one source into the catalog's local state (catalog.LocalFile): closed
 // files are remembered with their size and mtime; a closed file unchanged since the
-// previous scan and older than seal_grace is sealed (DESIGN.md invariant 1), which makes it
+// previous scan and older than seal_grace is sealed (docs/DESIGN.md invariant 1), which makes it
 // due on the tiers. Nothing about a file is kept in memory past its sequence.
 //
 // A sequence whose directory has not changed since its last listing (same mtime, listed
@@ -296,8 +296,13 @@ func (d *Daemon) noteScan(s *sourceState, now time.Time, n scanCounts, err error
 		d.mu.Lock()
 		s.scanErr = err
 		d.mu.Unlock()
+		if !errors.Is(err, context.Canceled) {
+			d.m.scanErrors.WithLabelValues(s.Name).Inc()
+			d.m.scanFailing.WithLabelValues(s.Name).Set(1)
+		}
 		return
 	}
+	d.m.scanFailing.WithLabelValues(s.Name).Set(0)
 	d.mu.Lock()
 	s.scanErr, s.lastScan, s.sealed, s.pending, s.skipped = nil, now, n.sealed, n.pending, n.skipped
 	d.mu.Unlock()

@@ -109,14 +109,8 @@ func runFlaky(t *testing.T, sc flakyScenario) flakyCounts {
 		commitLogSize: 6 << 20, bodySize: 4096,
 	})
 	w.startBroker(s, 1500, 1000)
-	p := w.start("daemon")
-	ready := func() (bool, string) {
-		code, body := httpGet(w.addr, "/readyz")
-		return code == 200, strings.TrimSpace(body)
-	}
-	if !p.waitFor(time.Minute, func() bool { ok, _ := ready(); return ok }) {
-		t.Fatalf("tierd never became ready:\n%s", p.tail())
-	}
+	p := w.startReady("daemon")
+	ready := w.ready
 	var fc flakyCounts
 	hddBefore := w.tierStatus("hdd").Segments
 	px.set(sc.faults)
@@ -148,24 +142,7 @@ func runFlaky(t *testing.T, sc flakyScenario) flakyCounts {
 	px.set(faults{})
 	end := time.Now()
 	w.stopBroker()
-	want := 0
-	for rel := range w.sealed.all() {
-		if !strings.HasPrefix(rel, "commitlog/") {
-			want++ // commit-log files: tierd leaves the newest but one to the broker
-		}
-	}
-	if !p.waitFor(3*time.Minute, func() bool {
-		if ok, _ := ready(); !ok {
-			return false
-		}
-		n := map[string]int{}
-		for _, r := range w.records() {
-			if !strings.HasPrefix(r.Rel, "commitlog/") {
-				n[r.Tier]++
-			}
-		}
-		return n["hdd"] >= want && n["s3"] >= want
-	}) {
+	if !w.waitCaughtUp(p, 3*time.Minute, func() bool { ok, _ := ready(); return ok }) {
 		_, body := ready()
 		t.Fatalf("tierd did not recover by itself in 3 minutes after the faults stopped: %s\n%s", body, p.tail())
 	}
@@ -298,10 +275,7 @@ func TestLongOutage(t *testing.T) {
 		memory: "{buffer_pool: 20MiB, buffer_size: 5MiB}",
 	})
 	w.startBroker(s, 1500, 150)
-	p := w.start("daemon")
-	if !p.waitFor(time.Minute, func() bool { code, _ := httpGet(w.addr, "/readyz"); return code == 200 }) {
-		t.Fatalf("tierd never became ready:\n%s", p.tail())
-	}
+	p := w.startReady("daemon")
 	hddRecords := func() (int, bool) {
 		res := w.cli("ls", "--json", "--tier", "hdd")
 		if res.code != 0 {
@@ -361,21 +335,7 @@ func TestLongOutage(t *testing.T) {
 		}
 	}
 	w.stopBroker()
-	want := 0
-	for rel := range w.sealed.all() {
-		if !strings.HasPrefix(rel, "commitlog/") {
-			want++
-		}
-	}
-	if !p.waitFor(4*time.Minute, func() bool {
-		n := map[string]int{}
-		for _, r := range w.records() {
-			if !strings.HasPrefix(r.Rel, "commitlog/") {
-				n[r.Tier]++
-			}
-		}
-		return n["hdd"] >= want && n["s3"] >= want
-	}) {
+	if !w.waitCaughtUp(p, 4*time.Minute, nil) {
 		t.Fatalf("the S3 tier did not catch up after the outage:\n%s", p.tail())
 	}
 	caughtUp := time.Since(back)

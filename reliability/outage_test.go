@@ -35,14 +35,8 @@ func TestObjectStoreOutage(t *testing.T) {
 	})
 	checkLeftoverDetection(t, w)
 	w.startBroker(s, 1500, 150)
-	p := w.start("daemon")
-	ready := func() (bool, string) {
-		code, body := httpGet(w.addr, "/readyz")
-		return code == 200, strings.TrimSpace(body)
-	}
-	if !p.waitFor(time.Minute, func() bool { ok, _ := ready(); return ok }) {
-		t.Fatalf("tierd never became ready:\n%s", p.tail())
-	}
+	p := w.startReady("daemon")
+	ready := w.ready
 	const outage = 3 * time.Second // six times retry.max
 	for i := range *flagOutages {
 		if !p.waitFor(time.Minute, func() bool { return w.tierStatus("s3").InFlight > 0 }) {
@@ -88,22 +82,7 @@ func TestObjectStoreOutage(t *testing.T) {
 	}
 	// The uploads resume by themselves: everything sealed reaches both tiers.
 	w.stopBroker()
-	sealed := w.sealed.all()
-	want := 0
-	for rel := range sealed {
-		if !strings.HasPrefix(rel, "commitlog/") {
-			want++ // commit-log files: tierd leaves the newest but one to the broker
-		}
-	}
-	if !p.waitFor(3*time.Minute, func() bool {
-		n := map[string]int{}
-		for _, r := range w.records() {
-			if !strings.HasPrefix(r.Rel, "commitlog/") {
-				n[r.Tier]++
-			}
-		}
-		return n["hdd"] >= want && n["s3"] >= want
-	}) {
+	if !w.waitCaughtUp(p, 3*time.Minute, nil) {
 		t.Fatalf("the S3 tier did not catch up after the outages:\n%s", p.tail())
 	}
 	// An upload whose creation reply the outage swallowed is known to tierd by its object's
@@ -129,6 +108,47 @@ func TestObjectStoreOutage(t *testing.T) {
 		t.Errorf("incomplete multipart upload left after the outages: %s", u)
 		tally.add(func(c *counts) { c.incomplete++ })
 	}
+}
+
+// startReady starts tierd run and waits up to a minute for /readyz to say ready.
+func (w *world) startReady(name string) *proc {
+	w.t.Helper()
+	p := w.start(name)
+	if !p.waitFor(time.Minute, func() bool { ok, _ := w.ready(); return ok }) {
+		w.t.Fatalf("tierd never became ready:\n%s", p.tail())
+	}
+	return p
+}
+
+// ready asks the running tierd's /readyz: ready, and the body (the reasons if not).
+func (w *world) ready() (bool, string) {
+	code, body := httpGet(w.addr, "/readyz")
+	return code == 200, strings.TrimSpace(body)
+}
+
+// waitCaughtUp waits up to limit for every sealed segment (but commit-log files, of which
+// tierd leaves the newest but one to the broker) to be on the hdd and s3 tiers, and for
+// ok (if not nil) to hold. Call it with the broker stopped.
+func (w *world) waitCaughtUp(p *proc, limit time.Duration, ok func() bool) bool {
+	w.t.Helper()
+	want := 0
+	for rel := range w.sealed.all() {
+		if !strings.HasPrefix(rel, "commitlog/") {
+			want++
+		}
+	}
+	return p.waitFor(limit, func() bool {
+		if ok != nil && !ok() {
+			return false
+		}
+		n := map[string]int{}
+		for _, r := range w.records() {
+			if !strings.HasPrefix(r.Rel, "commitlog/") {
+				n[r.Tier]++
+			}
+		}
+		return n["hdd"] >= want && n["s3"] >= want
+	})
 }
 
 // uploadsOfRecords lists the incomplete multipart uploads of every object the catalog

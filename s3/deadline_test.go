@@ -22,12 +22,11 @@ import (
 // fakeObject is a loopback server with one object that answers HEAD and ranged GETs as
 // S3 does, except that it can hang (never answer) and cut bodies.
 type fakeObject struct {
-	data    []byte
-	hang    atomic.Bool  // every request waits until the client gives up
-	cutAt   atomic.Int64 // > 0: the first GET bodies stop after this many bytes, the connection cut
-	cuts    atomic.Int64 // how many GETs are cut
-	gets    atomic.Int64
-	started chan struct{}
+	data  []byte
+	hang  atomic.Bool  // every request waits until the client gives up
+	cutAt atomic.Int64 // > 0: the first GET bodies stop after this many bytes, the connection cut
+	cuts  atomic.Int64 // how many GETs are cut
+	gets  atomic.Int64
 }
 
 func (f *fakeObject) ServeHTTP(w http.ResponseWriter, r *http.Request) {
