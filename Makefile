@@ -7,13 +7,21 @@ FUZZTIME ?= 10s
 # Pinned test servers and clients (installed into $(GOBIN) when missing).
 MINIO_PKG := github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 MC_PKG    := github.com/minio/mc@v0.0.0-20250313080218-cf909e1063a9
-STATICCHECK_PKG := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# Pinned linters (installed into $(GOBIN) when missing or of another version).
+STATICCHECK_VERSION := 0.8.2
+STATICCHECK_PKG     := honnef.co/go/tools/cmd/staticcheck@v$(STATICCHECK_VERSION)
+GOVULNCHECK_VERSION := 1.9.0
+GOVULNCHECK_PKG     := golang.org/x/vuln/cmd/govulncheck@v$(GOVULNCHECK_VERSION)
+# VULNDB points govulncheck at another copy of the Go vulnerability database (e.g.
+# file:///srv/vulndb) on machines that cannot reach the public one.
+VULNDB ?=
 RCLONE_PKG := github.com/rclone/rclone@v1.75.1
 
 export TIERD_MINIO_BIN := $(GOBIN)/minio
 export TIERD_MC_BIN    := $(GOBIN)/mc
 
-.PHONY: all build demo test race lint reliability bench bench-report fuzz tools minio mc rclone rsync clean
+.PHONY: all build demo check test race lint vulncheck reliability bench bench-report fuzz tools minio mc staticcheck govulncheck rclone rsync clean
 
 all: build
 
@@ -29,24 +37,41 @@ demo:
 	$(GO) run ./devtools/cmd/brokersim rocketmq --dir $(DEMO_DIR)/store --topics 2 --queues 2 --messages 20000 --commitlog-size 1MiB --cq-size 60000 --index-slots 1000 --index-items 4000 --body-size 256 --preallocate-next
 	$(GO) run ./cmd/tierd demo --dir $(DEMO_DIR)
 
-## test: what CI runs — tools, vet, every test under the race detector, a short fuzz pass.
+## check: what CI runs (.ci/run) and what to run before landing — the linters (gofmt, go
+## vet, staticcheck, govulncheck), then every test under the race detector and a short
+## fuzz pass of every Fuzz target.
+check: lint test
+
+## test: every test under the race detector (the failpoint package's own test also with its
+## build tag; the reliability tests build tierd with it), then every Fuzz target for 5 s.
 test: tools
-	$(GO) vet $(PKGS)
 	$(GO) test -race -timeout 40m $(PKGS)
+	$(GO) test -race -tags failpoint ./internal/failpoint
 	$(MAKE) fuzz FUZZTIME=5s
 
-race:
+race: tools
 	$(GO) test -race -timeout 40m $(PKGS)
 
-lint:
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+## lint: gofmt, go vet, staticcheck and govulncheck, all clean.
+lint: staticcheck govulncheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt -l lists files to format:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
-	$(GO) run $(STATICCHECK_PKG) $(PKGS)
+	$(GOBIN)/staticcheck $(PKGS)
+	@$(MAKE) --no-print-directory vulncheck
 
-## reliability: the crash harness with 200 SIGKILLs (make test runs 20), and the other
+## vulncheck: govulncheck on every package (only vulnerabilities in code tierd calls are
+## reported). Where the vulnerability database cannot be reached (no network, and no
+## VULNDB), it says so loudly and does not fail; any finding fails it.
+vulncheck: govulncheck
+	@out=$$($(GOBIN)/govulncheck $(if $(VULNDB),-db $(VULNDB)) $(PKGS) 2>&1); rc=$$?; echo "$$out"; \
+	if [ $$rc -ne 0 ] && echo "$$out" | grep -q '^govulncheck: fetching vulnerabilities'; then \
+	  echo "vulncheck: NOT CHECKED: the Go vulnerability database cannot be reached from this machine (set VULNDB=file:///path to a copy)"; exit 0; \
+	fi; exit $$rc
+
+## reliability: the crash harness with 200 SIGKILLs (make check runs 20), and the other
 ## reliability tests (outages, a flaky store through a fault proxy, full tier, bad input,
-## security). KILLS, SEED, FLAKY_FOR (each fault scenario; make test: 8s) and LONG_OUTAGE
-## (MinIO stopped; make test: 25s) change them.
+## security). KILLS, SEED, FLAKY_FOR (each fault scenario; make check: 8s) and LONG_OUTAGE
+## (MinIO stopped; make check: 25s) change them.
 KILLS ?= 200
 SEED  ?= 0
 FLAKY_FOR   ?= 60s
@@ -76,6 +101,12 @@ fuzz:
 	  done; done
 
 tools: minio mc
+
+staticcheck:
+	@$(GOBIN)/staticcheck -version 2>/dev/null | grep -qF '($(STATICCHECK_VERSION))' || { echo "installing staticcheck $(STATICCHECK_VERSION)"; $(GO) install $(STATICCHECK_PKG); }
+
+govulncheck:
+	@$(GOBIN)/govulncheck -version 2>/dev/null | grep -qF 'govulncheck@v$(GOVULNCHECK_VERSION)' || { echo "installing govulncheck $(GOVULNCHECK_VERSION)"; $(GO) install $(GOVULNCHECK_PKG); }
 
 minio:
 	@test -x $(TIERD_MINIO_BIN) || { echo "installing MinIO server (a few minutes, once)"; $(GO) install $(MINIO_PKG); }

@@ -17,7 +17,7 @@ const AbortFile = "abort"
 // StartRun marks the start of a run by creating state_dir/abort (file and directory
 // fsynced). It reports crashed = true if the marker was already there: the previous run
 // did not reach CleanExit, so the catalog may disagree with the tiers and the daemon must
-// reconcile (DESIGN.md invariant 5). The marker is left in place either way.
+// reconcile (docs/DESIGN.md invariant 5). The marker is left in place either way.
 func (c *Catalog) StartRun() (crashed bool, err error) {
 	path := filepath.Join(c.dir, AbortFile)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)

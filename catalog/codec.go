@@ -17,7 +17,7 @@ import (
 const MarkerVersion = 1
 
 // MarkerVersionSegmentVersions is the "v" of a record of a segment's version 2 or later
-// (Record.Version, DESIGN.md invariant 10), which adds the field "ver". Both are read.
+// (Record.Version, docs/DESIGN.md invariant 10), which adds the field "ver". Both are read.
 const MarkerVersionSegmentVersions = 2
 
 // MaxMarkerSize bounds an encoded record. Real ones are well under 4 KiB (two keys of at

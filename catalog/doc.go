@@ -9,7 +9,7 @@
 //     written before it are still read);
 //   - the intent journal: an Intent is written before a job touches a tier and cleared when
 //     the job is recorded (Commit) or undone (Finish), so intents found at start are exactly
-//     the jobs a crash interrupted (DESIGN.md invariant 4);
+//     the jobs a crash interrupted (docs/DESIGN.md invariant 4);
 //   - the abort marker state_dir/abort, present while a run is in progress, so the next
 //     start knows the previous one did not exit cleanly and reconciles (invariant 5);
 //   - the local state the scans keep (local.go: closed files per sequence directory, with

@@ -14,7 +14,7 @@ import (
 )
 
 // Indexes kept on disk next to the records, so that the daemon's memory and the cost of
-// dispatching one job do not grow with the number of records (DESIGN.md invariant 9).
+// dispatching one job do not grow with the number of records (docs/DESIGN.md invariant 9).
 // Every index is written in the same transaction as the record or local state it
 // follows.
 //
@@ -26,7 +26,7 @@ import (
 // T(t) is t as 8 bytes that sort like the times (nanoseconds since 1970, sign bit
 // flipped). A due entry is keyed by the segment's mtime, not by when it becomes due, so a
 // change of offload_after needs no rewrite: a tier's copies due now are the entries up to
-// now - offload_after. A segment whose file changes (a new version, DESIGN.md invariant
+// now - offload_after. A segment whose file changes (a new version, docs/DESIGN.md invariant
 // 10) gets a new mtime and so new entries.
 var (
 	bAge   = []byte("age")

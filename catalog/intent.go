@@ -20,7 +20,7 @@ const (
 // Intent is a journal entry: a job that is about to change a tier. It is written (Begin)
 // before the job touches the tier and removed when the job is recorded (Commit) or undone
 // (Finish). Intents present at start were interrupted by a crash; the daemon finishes or
-// rolls each back (DESIGN.md invariant 4).
+// rolls each back (docs/DESIGN.md invariant 4).
 type Intent struct {
 	ID      uint64      `json:"id"`             // assigned by Begin, increasing, never reused
 	Tier    string      `json:"tier"`           // tier being changed

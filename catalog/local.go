@@ -10,7 +10,7 @@ import (
 )
 
 // Local state: what the scans saw of the broker's files, kept on disk so that neither the
-// daemon's memory nor a scan's work grows with the number of files (DESIGN.md invariant
+// daemon's memory nor a scan's work grows with the number of files (docs/DESIGN.md invariant
 // 9). Only closed files are kept (files the broker has moved past: the layout says so),
 // never the active ones, whose size changes at every scan.
 //
@@ -33,7 +33,7 @@ type LocalFile struct {
 	Size    int64
 	ModTime time.Time
 	// Sealed says the file was unchanged across two scans and older than seal_grace
-	// (DESIGN.md invariant 1): it may be offloaded. A closed file not sealed yet is
+	// (docs/DESIGN.md invariant 1): it may be offloaded. A closed file not sealed yet is
 	// remembered with what the scan saw, for the next scan to compare.
 	Sealed bool
 }

@@ -49,7 +49,7 @@ type Record struct {
 	OffloadedAt    time.Time // when the object was committed to the tier
 	Verified       time.Time // last successful verify of the object (size + CRC via Stat)
 
-	// Version is which version of the local file the object holds (DESIGN.md invariant
+	// Version is which version of the local file the object holds (docs/DESIGN.md invariant
 	// 10): the broker rewrote the file after an earlier version was offloaded. 0 means
 	// the first version (records and markers made before versions existed); a version
 	// >= 2 is stored under segment.WithVersion of the first version's key.

@@ -11,7 +11,7 @@ import (
 	"github.com/tierd/tierd/segment"
 )
 
-// Segment versions (DESIGN.md invariant 10). A local file whose size or mtime is not the
+// Segment versions (docs/DESIGN.md invariant 10). A local file whose size or mtime is not the
 // one the newest records of it were made from is a new version: it is stored under
 // segment.WithVersion(key, n+1) beside the older versions, which stay until the tier holds
 // the new one and its superseded_retain_for has passed.

@@ -19,7 +19,7 @@ import (
 // directory fsync per directory of the batch instead of two per segment), and one catalog
 // transaction recording every copy of the batch. Nothing is recorded before the tier's
 // Sync has made it durable, and a kill anywhere in a batch leaves journaled intents that
-// the next start settles one by one (DESIGN.md invariant 4).
+// the next start settles one by one (docs/DESIGN.md invariant 4).
 const (
 	// batchMax is how many segments one batch copies.
 	batchMax = 64

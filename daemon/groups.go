@@ -10,7 +10,7 @@ import (
 	"github.com/tierd/tierd/source"
 )
 
-// Segment groups (DESIGN.md invariant 11): a Kafka segment's .log, .index, .timeindex,
+// Segment groups (docs/DESIGN.md invariant 11): a Kafka segment's .log, .index, .timeindex,
 // .txnindex and the producer snapshots within it are deleted locally together, once every
 // one of them is sealed, old enough and held by every required tier, or not at all. Any
 // other file is a group by itself.

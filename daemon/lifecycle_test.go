@@ -371,7 +371,7 @@ func TestCleanerRewriteMakesAVersion(t *testing.T) {
 
 // TestKafkaGroupDeletedAllOrNone: a Kafka segment's files (.log, .index, .timeindex,
 // .snapshot) are deleted locally together, and not at all while one of them differs
-// from its copies (DESIGN.md invariant 11).
+// from its copies (docs/DESIGN.md invariant 11).
 func TestKafkaGroupDeletedAllOrNone(t *testing.T) {
 	c := newChain(t, "hdd")
 	old := time.Now().Add(-time.Hour)

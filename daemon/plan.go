@@ -54,7 +54,7 @@ type DueLater struct {
 }
 
 // ScanOutput receives a dry run's findings as they are made, so that a report over a
-// million files is never held whole (DESIGN.md invariant 9). Calls come in this order:
+// million files is never held whole (docs/DESIGN.md invariant 9). Calls come in this order:
 // for each source, BeginSource, then Unsealed and Skipped as the scan finds them, then
 // Sealed for each sealed file, then Changed for each sealed file the broker rewrote after
 // it was offloaded, then EndSource; for each tier, BeginTier, Move, Later,

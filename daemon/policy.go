@@ -56,7 +56,7 @@ func (j due) id() jobID {
 // copies are the due entries of a tier up to now - offload_after, oldest first; expiries
 // the age index of a tier (retain_for, max_bytes); local deletions the local-age index. A
 // dispatch looks at a bounded number of entries per index, whatever the number of
-// records (DESIGN.md invariant 9).
+// records (docs/DESIGN.md invariant 9).
 
 // lookahead is how many index entries past the busy ones (running or waiting for a retry)
 // one look at an index reads.

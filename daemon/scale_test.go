@@ -138,7 +138,7 @@ func recordHalf(t *testing.T, d *Daemon) {
 	flush()
 }
 
-// TestHeapDoesNotGrowWithFiles (DESIGN.md invariant 9): the daemon's live heap after
+// TestHeapDoesNotGrowWithFiles (docs/DESIGN.md invariant 9): the daemon's live heap after
 // scanning, sealing, recording half the files as offloaded and planning over a store of
 // 4N files and 2N records is within a small constant of the heap with N files and N/2
 // records. It asserts growth, not time.

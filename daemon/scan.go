@@ -32,7 +32,7 @@ type scanCounts struct {
 
 // scanSource scans one source into the catalog's local state (catalog.LocalFile): closed
 // files are remembered with their size and mtime; a closed file unchanged since the
-// previous scan and older than seal_grace is sealed (DESIGN.md invariant 1), which makes it
+// previous scan and older than seal_grace is sealed (docs/DESIGN.md invariant 1), which makes it
 // due on the tiers. Nothing about a file is kept in memory past its sequence.
 //
 // A sequence whose directory has not changed since its last listing (same mtime, listed

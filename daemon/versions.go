@@ -9,7 +9,7 @@ import (
 	"github.com/tierd/tierd/segment"
 )
 
-// Segment versions (DESIGN.md invariant 10). Kafka's log cleaner rewrites sealed segments
+// Segment versions (docs/DESIGN.md invariant 10). Kafka's log cleaner rewrites sealed segments
 // of compacted topics in place: it writes <base>.log.cleaned, renames it to .swap, renames
 // the old segment's files to .deleted and the .swap files to the segment's names, under
 // the same base offset, and it may merge several segments into the first one. It gives

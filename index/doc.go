@@ -1,7 +1,7 @@
 // Package index reads and writes brokers' index files and (in its own files) tierd's
 // compacted index format.
 //
-// Broker formats (layouts in /work/shared/FORMATS.md):
+// Broker formats (layouts in docs/FORMATS.md):
 //   - RocketMQ IndexFile (indexfile.go): OpenIndexFile reads one on any io.ReaderAt in
 //     bounded memory: lookups walk a hash chain item by item, and SlotHeads/Items stream
 //     the file in chunks of at most 64 KiB (or a caller's buffer), never the whole file.

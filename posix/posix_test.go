@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -220,7 +221,7 @@ func TestMappedReaderCloseRace(t *testing.T) {
 					off := int64((g*7919 + i*104729) % (len(data) - len(p)))
 					n, err := r.ReadAt(p, off)
 					if err != nil {
-						if !errors.Is(err, ErrClosed) {
+						if !errors.Is(err, fs.ErrClosed) {
 							t.Errorf("round %d: ReadAt: %v", round, err)
 						}
 						return
@@ -263,6 +264,7 @@ func TestMappedReaderTruncated(t *testing.T) {
 		t.Fatal("read past a truncation succeeded")
 	}
 }
+
 // TestDeferredView runs the conformance suite against a Deferred view (each test's
 // objects synced by the view's Sync at cleanup), and checks that Sync fsyncs each
 // directory once and forgets it.

@@ -97,7 +97,6 @@ func statfs(path string) (used, total uint64, err error) {
 	if err := unix.Statfs(path, &s); err != nil {
 		return 0, 0, err
 	}
-	total = s.Blocks * uint64(s.Bsize)
 	// Like df: space reserved for root counts as used.
 	used = (s.Blocks - s.Bfree) * uint64(s.Bsize)
 	avail := s.Bavail * uint64(s.Bsize)

@@ -11,6 +11,6 @@
 // MessageReader and BatchReader stream a commit-log or Kafka .log file through one buffer
 // whose size is bounded by the largest record allowed, reading with io.ReaderAt.
 //
-// The byte layouts are those of /work/shared/FORMATS.md (Apache RocketMQ store/, Apache
+// The byte layouts are those of docs/FORMATS.md (Apache RocketMQ store/, Apache
 // Kafka clients' DefaultRecordBatch and DefaultRecord).
 package record

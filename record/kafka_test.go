@@ -35,7 +35,7 @@ func TestCRC32C(t *testing.T) {
 	}
 }
 
-// TestBatchLayout checks header fields at FORMATS.md's offsets and a record's bytes.
+// TestBatchLayout checks header fields at docs/FORMATS.md's offsets and a record's bytes.
 func TestBatchLayout(t *testing.T) {
 	b := sampleBatch()
 	b.Records = b.Records[:1]

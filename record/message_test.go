@@ -44,7 +44,7 @@ func encode(t *testing.T, m *Message) []byte {
 	return b
 }
 
-// TestMessageLayout checks every field at the offset FORMATS.md gives, independently of
+// TestMessageLayout checks every field at the offset docs/FORMATS.md gives, independently of
 // the decoder.
 func TestMessageLayout(t *testing.T) {
 	m := sampleMessage()

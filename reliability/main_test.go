@@ -1,11 +1,13 @@
 package reliability
 
 import (
+	"debug/buildinfo"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -31,7 +33,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	tierdBin = filepath.Join(dir, "tierd")
-	args := []string{"build", "-o", tierdBin}
+	// The failpoint tag compiles in the hooks the crash tests arm (TIERD_FAILPOINT).
+	args := []string{"build", "-tags", "failpoint", "-o", tierdBin}
 	if *flagRace {
 		args = append(args, "-race")
 	}
@@ -40,6 +43,11 @@ func TestMain(m *testing.M) {
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "reliability: build tierd:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	if err := checkFailpointBuild(tierdBin); err != nil {
+		fmt.Fprintln(os.Stderr, "reliability:", err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
@@ -108,4 +116,19 @@ func (c *counts) summary() string {
 		sum += "\nreliability: " + s
 	}
 	return sum
+}
+
+// checkFailpointBuild makes sure bin was built with the failpoint tag: without it every
+// armed failpoint would be ignored and the crash tests would test nothing.
+func checkFailpointBuild(bin string) error {
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		return fmt.Errorf("cannot read the build info of %q: %w", bin, err)
+	}
+	for _, s := range info.Settings {
+		if s.Key == "-tags" && slices.Contains(strings.Split(s.Value, ","), "failpoint") {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s was built without -tags failpoint", bin)
 }

@@ -63,8 +63,9 @@ type Backend interface {
 	Delete(ctx context.Context, key Key) error
 }
 
-// Writer writes one object. Exactly one of Commit or Abort must be called, after which
-// the Writer must not be used. A Writer is used by one goroutine at a time.
+// Writer writes one object. A Writer ends with a successful Commit or with an Abort, after
+// which it must not be used; after a failed Write or Commit the caller aborts it, and
+// Abort is safe after any failure. A Writer is used by one goroutine at a time.
 //
 // Pool buffers: Create takes none. A caller that holds pool buffers while writing must pass
 // whole buffers (len(p) == the pool's buffer size for every Write but the last); backends
@@ -110,7 +111,8 @@ type Checksummer interface {
 //
 // ReadAt may be called concurrently. It never returns fewer than len(p) bytes without an
 // error; at the end of the object it returns io.EOF with the bytes there were. After
-// Close, ReadAt fails and never touches released memory.
+// Close, ReadAt fails with an error wrapping fs.ErrClosed and never touches released
+// memory.
 type Reader interface {
 	io.ReaderAt
 	// Size is the object's size in bytes.

@@ -8,12 +8,12 @@ import (
 	"unicode/utf8"
 )
 
-// The object-key scheme, the one place where segments become keys (DESIGN.md "Keys"):
+// The object-key scheme, the one place where segments become keys (docs/DESIGN.md "Keys"):
 //
 //	<node>/<source>/<rel>            a segment file, byte for byte
 //	<node>/<source>/<rel>.tix        the compacted form of an index file
 //	<node>/<source>/<rel>@v<N>       version N >= 2 of a segment file the broker rewrote
-//	<node>/<source>/<rel>@v<N>.tix   (DESIGN.md invariant 10), compacted or not
+//	<node>/<source>/<rel>@v<N>.tix   (docs/DESIGN.md invariant 10), compacted or not
 //	<node>/_tierd/...                tierd's own objects (markers)
 //
 // The first version of a file has no version suffix, so keys written before versions
@@ -21,7 +21,7 @@ import (
 //
 // A tier adds its own prefix in front. The mapping depends only on node, source name and
 // the file's path relative to the source directory, so the same segment always maps to
-// the same key and retries are idempotent (DESIGN.md invariant 3).
+// the same key and retries are idempotent (docs/DESIGN.md invariant 3).
 
 // CompactedSuffix ends the key of a compacted index.
 const CompactedSuffix = ".tix"

@@ -24,7 +24,7 @@ type Segment struct {
 	Size int64
 	// ModTime is the file's modification time when scanned.
 	ModTime time.Time
-	// Group names the unit the file is deleted and restored with (DESIGN.md invariant 11),
+	// Group names the unit the file is deleted and restored with (docs/DESIGN.md invariant 11),
 	// "" when the file is a unit by itself. A Kafka segment's files share the group
 	// "<topic>-<partition>/<20-digit base offset>": its .log, .index, .timeindex and
 	// .txnindex, and a producer snapshot whose offset falls in it (the snapshot the broker

@@ -14,7 +14,7 @@ type Pending struct {
 	Why string
 }
 
-// Sealer decides which segments are sealed (DESIGN.md invariant 1), from successive scans
+// Sealer decides which segments are sealed (docs/DESIGN.md invariant 1), from successive scans
 // of the same sources. A segment is sealed only if
 //
 //	(a) its layout says the broker has moved past it (Candidate.Closed: a newer file of

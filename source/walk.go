@@ -29,7 +29,7 @@ type SeqDir struct {
 
 // Walker is a Layout that scans one sequence at a time, so that a scan holds one
 // sequence's files at a time and can leave out directories that did not change
-// (DESIGN.md invariant 9). Both layouts are Walkers.
+// (docs/DESIGN.md invariant 9). Both layouts are Walkers.
 //
 // Concurrency: as Layout.
 type Walker interface {

@@ -15,7 +15,7 @@ import (
 	brokersource "github.com/tierd/tierd/source" // the package; "source" names a source here
 )
 
-// restoreSegment restores every file of the Kafka segment that key belongs to (DESIGN.md
+// restoreSegment restores every file of the Kafka segment that key belongs to (docs/DESIGN.md
 // invariant 11), each in the newest version the tiers hold, whole or not at all.
 func restoreSegment(ctx context.Context, g *globals, key segment.Key, to, tier string, force bool) error {
 	_, source, rel, compacted, err := segment.ParseObjectKey(key)

@@ -14,7 +14,7 @@ import (
 	"github.com/tierd/tierd/source"
 )
 
-// Segment versions as ls and verify show them (DESIGN.md invariant 10): a file the
+// Segment versions as ls and verify show them (docs/DESIGN.md invariant 10): a file the
 // broker rewrote after it was offloaded (Kafka's log cleaner) has several versions on
 // the tiers; the newest is the one the local file should match, older ones are
 // superseded and expire by their tier's superseded_retain_for.

@@ -8,7 +8,7 @@ import (
 )
 
 // Defaults of the memory configuration every measurement uses unless told otherwise:
-// DESIGN.md's default pool of 8 MiB buffers.
+// docs/DESIGN.md's default pool of 8 MiB buffers.
 const (
 	DefaultPool    = 64 << 20
 	DefaultBufSize = 8 << 20

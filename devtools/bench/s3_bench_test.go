@@ -25,7 +25,7 @@ import (
 // Each size is uploaded once and 16 times at once (to 16 keys), the latter only for sizes
 // up to 256 MiB, so that MinIO never holds more than 4 GiB at once. The runs are b.N
 // (-benchtime 3x: three) unless TIERD_BENCH_RUNS says otherwise. tierd runs with the
-// default memory configuration of DESIGN.md (a 64 MiB pool of 8 MiB buffers) and parts
+// default memory configuration of docs/DESIGN.md (a 64 MiB pool of 8 MiB buffers) and parts
 // of the buffer size unless TIERD_BENCH_S3_PART_SIZE says otherwise. Sources live in
 // TIERD_BENCH_DIR; MinIO's data in a temporary directory on disk, or under
 // TIERD_BENCH_S3_DATA_DIR.

@@ -49,11 +49,10 @@ type Pacer struct {
 	cfg Config
 	lim *rate.Limiter
 
-	mu       sync.Mutex
-	last     sample
-	util     float64
-	limited  bool
-	interval time.Duration
+	mu      sync.Mutex
+	last    sample
+	util    float64
+	limited bool
 }
 
 type sample struct {

@@ -65,8 +65,23 @@ func (b *backend) Create(ctx context.Context, key segment.Key, size int64) (segm
 	if err != nil {
 		return nil, err
 	}
-	return &writer{Writer: w, ctx: ctx, lim: b.lim}, nil
+	tw := &writer{Writer: w, ctx: ctx, lim: b.lim}
+	if sum, ok := w.(segment.Checksummer); ok {
+		// Keep the tier's own CRC-32C visible to Copy, which would otherwise compute it
+		// a second time over the same bytes.
+		return &checksumWriter{writer: tw, sum: sum}, nil
+	}
+	return tw, nil
 }
+
+// checksumWriter is a writer whose tier Writer computes the CRC-32C (segment.Checksummer).
+type checksumWriter struct {
+	*writer
+	sum segment.Checksummer
+}
+
+// CRC32C implements segment.Checksummer with the tier Writer's checksum.
+func (w *checksumWriter) CRC32C() uint32 { return w.sum.CRC32C() }
 
 type writer struct {
 	segment.Writer

@@ -2,11 +2,14 @@ package throttle
 
 import (
 	"context"
+	"hash/crc32"
 	"testing"
 	"time"
 
+	"github.com/tierd/tierd/bufpool"
 	"github.com/tierd/tierd/posix"
 	"github.com/tierd/tierd/segment"
+	"github.com/tierd/tierd/segment/segmenttest"
 )
 
 func TestBackendRate(t *testing.T) {
@@ -67,5 +70,50 @@ func TestRateLimiter(t *testing.T) {
 	defer cancel()
 	if err := lim.WaitN(ctx, 10<<20); err == nil {
 		t.Fatal("WaitN beyond the deadline succeeded")
+	}
+}
+
+// TestConformance runs the backend conformance suite through the wrapper (over a posix
+// tier, with a limit that never waits): a rate-limited tier keeps the whole contract.
+func TestConformance(t *testing.T) {
+	pool, err := bufpool.New(bufpool.Config{Budget: 8 << 20, BufferSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pool.Close() })
+	segmenttest.Run(t, segmenttest.Harness{
+		Pool: pool,
+		New: func(t *testing.T) segment.Backend {
+			be, err := posix.New(posix.Config{Path: t.TempDir(), WriteMode: posix.Buffered}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return Backend(be, NewRateLimiter(64<<30))
+		},
+	})
+}
+
+// TestKeepsChecksummer: a tier Writer's CRC-32C stays visible through the wrapper, so
+// Copy does not compute it a second time.
+func TestKeepsChecksummer(t *testing.T) {
+	be, err := posix.New(posix.Config{Path: t.TempDir(), WriteMode: posix.Buffered}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	w, err := Backend(be, NewRateLimiter(1<<30)).Create(ctx, segment.Key("c"), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	sum, ok := w.(segment.Checksummer)
+	if !ok {
+		t.Fatal("the rate-limited Writer of a posix tier is not a segment.Checksummer")
+	}
+	if _, err := w.Write([]byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sum.CRC32C(), crc32.Checksum([]byte("abc"), segment.Castagnoli); got != want {
+		t.Fatalf("CRC32C = %08x, want %08x", got, want)
 	}
 }
