@@ -52,6 +52,7 @@ type faultProxy struct {
 	counts    map[string]int       // faulted requests by fault
 	requests  int                  // requests seen
 	committed map[string]time.Time // object path -> when the proxy saw it committed
+	firstHung time.Time            // when the first request was held (zero: none yet)
 }
 
 func startFaultProxy(t *testing.T, target string, seed uint64) *faultProxy {
@@ -239,6 +240,11 @@ func (p *faultProxy) forward(r *http.Request) (*http.Response, error) {
 
 // hold keeps a request unanswered until its client gives up (or the proxy closes).
 func (p *faultProxy) hold(r *http.Request) {
+	p.mu.Lock()
+	if p.firstHung.IsZero() {
+		p.firstHung = time.Now()
+	}
+	p.mu.Unlock()
 	<-r.Context().Done()
 }
 
