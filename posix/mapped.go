@@ -2,9 +2,9 @@ package posix
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -14,9 +14,6 @@ import (
 
 	"github.com/tierd/tierd/localfile"
 )
-
-// ErrClosed is returned by reads on a closed reader.
-var ErrClosed = errors.New("reader is closed")
 
 // mappedReader reads an object through one read-only shared mapping of the whole file.
 //
@@ -88,7 +85,7 @@ func (r *mappedReader) ReadAt(p []byte, off int64) (n int, err error) {
 		return 0, fmt.Errorf("read at negative offset %d", off)
 	}
 	if r.closed.Load() || !r.acquire() {
-		return 0, ErrClosed
+		return 0, fs.ErrClosed
 	}
 	defer r.release()
 	if err := r.ctx.Err(); err != nil {

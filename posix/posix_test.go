@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -220,7 +221,7 @@ func TestMappedReaderCloseRace(t *testing.T) {
 					off := int64((g*7919 + i*104729) % (len(data) - len(p)))
 					n, err := r.ReadAt(p, off)
 					if err != nil {
-						if !errors.Is(err, ErrClosed) {
+						if !errors.Is(err, fs.ErrClosed) {
 							t.Errorf("round %d: ReadAt: %v", round, err)
 						}
 						return

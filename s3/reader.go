@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"sync/atomic"
 	"time"
 
@@ -39,7 +40,7 @@ func (r *Reader) Close() error {
 func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	switch {
 	case r.closed.Load():
-		return 0, fmt.Errorf("read %s: reader is closed", r.key)
+		return 0, fmt.Errorf("read %s: %w", r.key, fs.ErrClosed)
 	case off < 0:
 		return 0, fmt.Errorf("read %s: negative offset %d", r.key, off)
 	case len(p) == 0:

@@ -111,7 +111,8 @@ type Checksummer interface {
 //
 // ReadAt may be called concurrently. It never returns fewer than len(p) bytes without an
 // error; at the end of the object it returns io.EOF with the bytes there were. After
-// Close, ReadAt fails and never touches released memory.
+// Close, ReadAt fails with an error wrapping fs.ErrClosed and never touches released
+// memory.
 type Reader interface {
 	io.ReaderAt
 	// Size is the object's size in bytes.

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -641,8 +642,8 @@ func testClosedReader(t *testing.T, h Harness) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.ReadAt(make([]byte, 10), 0); err == nil {
-		t.Fatal("ReadAt after Close succeeded")
+	if _, err := r.ReadAt(make([]byte, 10), 0); !errors.Is(err, fs.ErrClosed) {
+		t.Fatalf("ReadAt after Close = %v, want an error wrapping fs.ErrClosed", err)
 	}
 }
 
