@@ -89,7 +89,7 @@ func checkIndex(t *testing.T, c *Catalog) {
 	var want, got []string
 	err := c.db.View(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bRecords).ForEach(func(k, v []byte) error {
-			r, err := decodeRecord(v)
+			r, err := decodeValue(k, v)
 			if err != nil {
 				return err
 			}

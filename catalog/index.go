@@ -359,7 +359,7 @@ func (c *Catalog) ResetDue() error {
 func migrateV1(tx *bolt.Tx) error {
 	cur := tx.Bucket(bRecords).Cursor()
 	for k, v := cur.First(); k != nil; k, v = cur.Next() {
-		rec, err := decodeRecord(v)
+		rec, err := decodeValue(k, v)
 		if err != nil {
 			return fmt.Errorf("catalog value %q is corrupt: %w", k, err)
 		}

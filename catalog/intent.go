@@ -158,7 +158,7 @@ func (c *Catalog) Commit(rec Record, intentID uint64) error {
 	if rec.Tier == "" {
 		return fmt.Errorf("commit record %s: no tier", rec.Key)
 	}
-	val, err := encodeRecord(rec)
+	val, err := encodeValue(rec)
 	if err != nil {
 		return fmt.Errorf("commit record %s on tier %s: %w", rec.Key, rec.Tier, err)
 	}
@@ -230,7 +230,7 @@ func (c *Catalog) CommitAll(recs []Record, intentIDs []uint64, finish []uint64) 
 		if rec.Tier == "" {
 			return fmt.Errorf("commit record %s: no tier", rec.Key)
 		}
-		v, err := encodeRecord(rec)
+		v, err := encodeValue(rec)
 		if err != nil {
 			return fmt.Errorf("commit record %s on tier %s: %w", rec.Key, rec.Tier, err)
 		}

@@ -25,7 +25,7 @@ func (c *Catalog) putAll(recs []Record, rebuilt bool) error {
 		if rec.Tier == "" {
 			return fmt.Errorf("put record %s: no tier", rec.Key)
 		}
-		v, err := encodeRecord(rec)
+		v, err := encodeValue(rec)
 		if err != nil {
 			return fmt.Errorf("put record %s on tier %s: %w", rec.Key, rec.Tier, err)
 		}
@@ -73,7 +73,7 @@ func deleteTx(tx *bolt.Tx, tier string, key segment.Key) error {
 	if val == nil {
 		return nil
 	}
-	old, err := decodeRecord(val)
+	old, err := decodeValue(rk, val)
 	if err != nil {
 		return fmt.Errorf("catalog value of %s on tier %s is corrupt: %w", key, tier, err)
 	}
@@ -102,11 +102,12 @@ func (c *Catalog) Get(tier string, key segment.Key) (Record, error) {
 }
 
 func getTx(tx *bolt.Tx, tier string, key segment.Key) (Record, error) {
-	val := tx.Bucket(bRecords).Get(recordKey(tier, key))
+	rk := recordKey(tier, key)
+	val := tx.Bucket(bRecords).Get(rk)
 	if val == nil {
 		return Record{}, fmt.Errorf("catalog record of %s on tier %s: %w", key, tier, segment.ErrNotFound)
 	}
-	rec, err := decodeRecord(val)
+	rec, err := decodeValue(rk, val)
 	if err != nil {
 		return Record{}, fmt.Errorf("catalog value of %s on tier %s is corrupt: %w", key, tier, err)
 	}
@@ -161,7 +162,7 @@ func (c *Catalog) WalkRecords(tier string, fn func(Record) error) error {
 				k, v = cur.Next()
 			}
 			for ; k != nil && bytes.HasPrefix(k, prefix) && len(page) < pageSize; k, v = cur.Next() {
-				rec, err := decodeRecord(v)
+				rec, err := decodeValue(k, v)
 				if err != nil {
 					return fmt.Errorf("catalog value %q is corrupt: %w", k, err)
 				}

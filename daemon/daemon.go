@@ -117,6 +117,7 @@ func New(cfg Config) (*Daemon, error) {
 	for _, t := range cfg.Tiers {
 		d.tiers = append(d.tiers, &tierState{Tier: t, slots: make(chan struct{}, t.Concurrency)})
 	}
+	d.m.initSeries(d.tiers, sortedKeys(d.sources))
 	return d, nil
 }
 

@@ -104,3 +104,20 @@ func maxTime(a, b time.Time) time.Time {
 	}
 	return a
 }
+
+// deletingLocal reports whether a running local deletion includes the file at path
+// (d.mu held): a copy must not start reading it (the deletion checks the other way round,
+// readingLocal). Running jobs are at most the workers.
+func (d *Daemon) deletingLocal(path string) bool {
+	for _, j := range d.running {
+		if j.kind != jobDeleteLocal {
+			continue
+		}
+		for _, m := range j.group {
+			if m.seg.Path == path {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -200,6 +200,13 @@ func (d *Daemon) makeCopy(t *tierState, e catalog.Due, key segment.Key) (j due, 
 			if err != nil {
 				return due{}, false, true, nil
 			}
+			d.mu.Lock()
+			deleting := d.deletingLocal(seg.Path)
+			d.mu.Unlock()
+			if deleting {
+				// The file is going: copy it from a tier once the deletion is recorded.
+				return due{}, false, false, nil
+			}
 			j.seg = &seg
 			return j, true, false, nil
 		}

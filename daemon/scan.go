@@ -296,8 +296,13 @@ func (d *Daemon) noteScan(s *sourceState, now time.Time, n scanCounts, err error
 		d.mu.Lock()
 		s.scanErr = err
 		d.mu.Unlock()
+		if !errors.Is(err, context.Canceled) {
+			d.m.scanErrors.WithLabelValues(s.Name).Inc()
+			d.m.scanFailing.WithLabelValues(s.Name).Set(1)
+		}
 		return
 	}
+	d.m.scanFailing.WithLabelValues(s.Name).Set(0)
 	d.mu.Lock()
 	s.scanErr, s.lastScan, s.sealed, s.pending, s.skipped = nil, now, n.sealed, n.pending, n.skipped
 	d.mu.Unlock()
