@@ -12,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tierd/tierd/internal/buildinfo"
+
 	"github.com/tierd/tierd/config"
 )
 
@@ -38,9 +40,6 @@ func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -106,7 +105,10 @@ and index segments, and moves them to an HDD mount and/or S3-compatible object s
 with every I/O buffer taken from one fixed pool.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionLine(buildinfo.Get()), // --version
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetOut(stdout) // --version and help go where the commands print
 	root.PersistentFlags().StringVarP(&g.configPath, "config", "c", defaultConfigPath(), "config file (env TIERD_CONFIG)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "override log.level (debug, info, warn, error)")
 	root.AddCommand(

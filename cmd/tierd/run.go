@@ -3,6 +3,8 @@ package main
 import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
+
+	"github.com/tierd/tierd/internal/buildinfo"
 )
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -31,7 +33,7 @@ every sealed segment due on a tier is there, 1 otherwise.`,
 			if once {
 				return d.RunOnce(cmd.Context())
 			}
-			a.log.Info("tierd starting", zap.String("version", version), zap.String("node", a.cfg.Node),
+			a.log.Info("tierd starting", zap.String("version", buildinfo.Get().Version), zap.String("commit", buildinfo.Get().CommitLabel()), zap.String("node", a.cfg.Node),
 				zap.Int("sources", len(a.srcs)), zap.Int("tiers", len(a.tiers)),
 				zap.Int64("buffer_pool", a.cfg.Memory.BufferPool.Int64()), zap.Int64("buffer_size", a.cfg.Memory.BufferSize.Int64()))
 			err = d.Run(cmd.Context())

@@ -19,6 +19,7 @@ import (
 	"github.com/tierd/tierd/codec"
 	"github.com/tierd/tierd/config"
 	"github.com/tierd/tierd/daemon"
+	"github.com/tierd/tierd/internal/buildinfo"
 	"github.com/tierd/tierd/internal/pacing"
 	"github.com/tierd/tierd/internal/throttle"
 	"github.com/tierd/tierd/posix"
@@ -286,7 +287,7 @@ func (a *app) daemonConfig() daemon.Config {
 		Node: c.Node, Sources: a.srcs, Tiers: a.tiers, Catalog: a.cat, Pool: a.pool,
 		Workers: c.Workers, ScanInterval: c.ScanInterval.Std(), ShutdownTimeout: c.ShutdownTimeout.Std(),
 		Backoff: daemon.Backoff{Initial: c.Retry.Initial.Std(), Max: c.Retry.Max.Std()},
-		Listen:  c.HTTP.Listen, Version: version, Log: a.log,
+		Listen:  c.HTTP.Listen, Version: buildinfo.Get().Version, Log: a.log,
 		LocalDelete:      !c.Local.DeleteAfter.IsNever(),
 		LocalDeleteAfter: orZero(c.Local.DeleteAfter),
 	}
