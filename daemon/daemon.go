@@ -143,6 +143,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	reap := time.NewTicker(reapEvery * d.cfg.ScanInterval)
 	defer reap.Stop()
 	d.maintain(ctx, &jobs, true)
+	if d.cfg.Scrub.Every > 0 {
+		jobs.Add(1)
+		go func() {
+			defer jobs.Done()
+			d.scrubLoop(ctx)
+		}()
+	}
 	d.scan(ctx)
 	for ctx.Err() == nil {
 		d.dispatch(ctx, jobCtx, &jobs)
