@@ -22,6 +22,13 @@ type Config struct {
 	HTTP            HTTP     `yaml:"http" json:"http"`
 	Log             Log      `yaml:"log" json:"log"`
 	Pacing          Pacing   `yaml:"pacing" json:"pacing"`
+	Scrub           Scrub    `yaml:"scrub" json:"scrub"`
+}
+
+// Scrub is the daemon's periodic re-read of every object (off by default).
+type Scrub struct {
+	Every Duration `yaml:"every" json:"every"`
+	Rate  Rate     `yaml:"rate" json:"rate"`
 }
 
 // Memory sizes the one buffer pool (package bufpool).

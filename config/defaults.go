@@ -24,6 +24,7 @@ func defaultConfig() *Config {
 		Local:           Local{DeleteAfter: Never},
 		HTTP:            HTTP{Listen: "127.0.0.1:9464"},
 		Log:             Log{Level: "info", Format: "auto"},
+		Scrub:           Scrub{Every: Never, Rate: Rate(10 * MiB)},
 	}
 }
 

@@ -95,6 +95,7 @@ func TestDefaults(t *testing.T) {
 		HTTP:   HTTP{Listen: "127.0.0.1:9464"},
 		Log:    Log{Level: "info", Format: "auto"},
 		Pacing: Pacing{},
+		Scrub:  Scrub{Every: Never, Rate: Rate(10 * MiB)},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %s\nwant %s", jsonOf(t, c), jsonOf(t, want))

@@ -128,6 +128,12 @@ func (c *Config) validate(lines map[string]int) []Problem {
 	if c.HTTP.Listen != "" {
 		ck.hostPort("http.listen", c.HTTP.Listen)
 	}
+	if ck.duration("scrub.every", c.Scrub.Every, true, 1) && c.Scrub.Every < Duration(time.Minute) {
+		ck.add("scrub.every", "%v: must be at least 1m (or never)", c.Scrub.Every)
+	}
+	if c.Scrub.Rate < 0 {
+		ck.add("scrub.rate", "must not be negative")
+	}
 	ck.percent("pacing.disk_busy", c.Pacing.DiskBusy, 0, 1)
 	if d := c.Pacing.Device; d != "" && !deviceRE.MatchString(d) {
 		ck.add("pacing.device", "%q: a block device name as in /proc/diskstats (e.g. vda, nvme0n1), not a path", d)

@@ -119,6 +119,8 @@ type Config struct {
 	// .timeindex, .txnindex, .snapshot) are deleted together or not at all.
 	LocalDelete      bool
 	LocalDeleteAfter time.Duration
+	// Scrub, if Every > 0, re-reads every object once per Every (see ScrubPass).
+	Scrub Scrub
 	// Pacer, if set, paces reads of local files (adaptive pacing on the broker's disk).
 	Pacer Pacer
 	// Listen is the HTTP address for /healthz, /readyz, /status and /metrics ("" = none).

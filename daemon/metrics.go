@@ -26,9 +26,13 @@ type metrics struct {
 	deletedLocal      *prometheus.CounterVec
 	expired           *prometheus.CounterVec
 	recoveryPending   prometheus.Gauge
+	scrub             *prometheus.CounterVec
 	scanErrors        *prometheus.CounterVec
 	scanFailing       *prometheus.GaugeVec
 }
+
+// scrubOutcomes are the values of tierd_scrub_objects_total's outcome label.
+var scrubOutcomes = []string{"checked", "unreadable", "marker_rewritten", "repaired", "no_good_copy"}
 
 // expiredWhy are the values of tierd_expired_objects_total's why label.
 var expiredWhy = []string{"retain_for", "max_bytes"}
@@ -58,7 +62,8 @@ func newMetrics(d *Daemon, pool *bufpool.Pool) *metrics {
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{Name: "tierd_build_info", Help: "Always 1; the labels say which build of tierd runs.",
 		ConstLabels: prometheus.Labels{"version": build.Version, "commit": build.CommitLabel(), "go_version": build.GoVersion}})
 	buildInfo.Set(1)
-	for _, c := range []prometheus.Collector{m.recoveryPending, m.expired, m.offloadedBytes, m.offloadedSegments, m.errors, m.retries, m.inFlight, m.tierUsed, m.tierPaused, m.sealed, m.skippedFiles, m.scanSeconds, m.deletedLocal, m.scanErrors, m.scanFailing, buildInfo} {
+	m.scrub = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tierd_scrub_objects_total", Help: "Objects the periodic scrub looked at, by outcome: checked, unreadable, marker_rewritten, repaired (bad bytes removed, offloaded again), no_good_copy (bad bytes and no good copy left: an alarm)."}, []string{"tier", "outcome"})
+	for _, c := range []prometheus.Collector{m.scrub, m.recoveryPending, m.expired, m.offloadedBytes, m.offloadedSegments, m.errors, m.retries, m.inFlight, m.tierUsed, m.tierPaused, m.sealed, m.skippedFiles, m.scanSeconds, m.deletedLocal, m.scanErrors, m.scanFailing, buildInfo} {
 		f(c)
 	}
 	f(poolCollector{pool})
@@ -81,6 +86,9 @@ func (m *metrics) initSeries(tiers []*tierState, sources []string) {
 		}
 		if t.Usage != nil {
 			m.tierUsed.WithLabelValues(t.Name)
+		}
+		for _, outcome := range scrubOutcomes {
+			m.scrub.WithLabelValues(t.Name, outcome)
 		}
 		for _, why := range expiredWhy {
 			m.expired.WithLabelValues(t.Name, why)

@@ -297,6 +297,7 @@ func (a *app) daemonConfig() daemon.Config {
 		Listen:  c.HTTP.Listen, Version: buildinfo.Get().Version, Log: a.log,
 		LocalDelete:      !c.Local.DeleteAfter.IsNever(),
 		LocalDeleteAfter: orZero(c.Local.DeleteAfter),
+		Scrub:            daemon.Scrub{Every: orZero(c.Scrub.Every), Rate: rateOrZero(c.Scrub.Rate)},
 	}
 }
 
