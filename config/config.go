@@ -218,7 +218,7 @@ type HTTP struct {
 // Log configures the zap logger.
 type Log struct {
 	Level  string `yaml:"level" json:"level" oneof:"debug|info|warn|error"`
-	Format string `yaml:"format" json:"format" oneof:"json|console"`
+	Format string `yaml:"format" json:"format" oneof:"auto|json|console"`
 }
 
 // Pacing slows offloading down while the broker's disk is busy.

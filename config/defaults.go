@@ -23,7 +23,7 @@ func defaultConfig() *Config {
 		Retry:           Retry{Initial: Duration(time.Second), Max: Duration(5 * time.Minute)},
 		Local:           Local{DeleteAfter: Never},
 		HTTP:            HTTP{Listen: "127.0.0.1:9464"},
-		Log:             Log{Level: "info", Format: "json"},
+		Log:             Log{Level: "info", Format: "auto"},
 		Scrub:           Scrub{Every: Never, Rate: Rate(10 * MiB)},
 	}
 }

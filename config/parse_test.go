@@ -93,7 +93,7 @@ func TestDefaults(t *testing.T) {
 		},
 		Local:  Local{DeleteAfter: Never},
 		HTTP:   HTTP{Listen: "127.0.0.1:9464"},
-		Log:    Log{Level: "info", Format: "json"},
+		Log:    Log{Level: "info", Format: "auto"},
 		Pacing: Pacing{},
 		Scrub:  Scrub{Every: Never, Rate: Rate(10 * MiB)},
 	}

@@ -122,7 +122,7 @@ func TestValidateValues(t *testing.T) {
 	f("http: {listen: ':0'}\n", "http.listen", "port must be 1..65535")
 	f("http: {listen: 'h:http'}\n", "http.listen", "port must be 1..65535")
 	f("http: {listen: '9464'}\n", "http.listen", "must be host:port")
-	f("log: {format: text}\n", "log.format", `"text" is not one of json, console`)
+	f("log: {format: text}\n", "log.format", `"text" is not one of auto, json, console`)
 	f("pacing: {disk_busy: 101%}\n", "pacing.disk_busy", "101%: must be 0%..100%")
 	f("pacing: {device: /dev/vda}\n", "pacing.device", "not a path")
 }

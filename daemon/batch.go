@@ -34,12 +34,22 @@ func batchable(j due) bool {
 	return j.kind == jobCopy && j.seg != nil && j.from == nil && !j.seg.Kind.Compactable() && j.seg.Size <= batchSegmentMax
 }
 
+// errNotTried is the outcome of a batch member the batch did not copy because its tier
+// started failing or was paused (max_used) before the member's turn: the member is
+// released, not failed, and dispatched again when the tier takes jobs.
+var errNotTried = errors.New("not copied: the tier stopped taking jobs during the batch")
+
 // growBatch adds to the started job first (running already) other batchable copies due on
-// its tier, each checked and marked running under d.mu as dispatch does for one job, and
-// returns the batch.
+// its tier, each checked, marked running and counted on the tier (enter) under d.mu as
+// dispatch does for one job, and returns the batch. A failing tier gets no batch: one job
+// at a time probes it (tierState.probing), and every member of a batch counts as a job on
+// the tier.
 func (d *Daemon) growBatch(first due, now time.Time) []due {
 	t := first.tier
 	batch := []due{first}
+	if t.isFailing() {
+		return batch
+	}
 	from, to := d.dueWindow(t, now)
 	var cands []catalog.Due
 	err := d.cfg.Catalog.WalkDue(t.Name, from, to, batchMax+d.walkLimit(), func(e catalog.Due) int {
@@ -51,7 +61,7 @@ func (d *Daemon) growBatch(first due, now time.Time) []due {
 		return batch
 	}
 	for _, e := range cands {
-		if len(batch) >= batchMax {
+		if len(batch) >= batchMax || t.isFailing() {
 			break
 		}
 		key, err := d.copyKey(e)
@@ -73,6 +83,7 @@ func (d *Daemon) growBatch(first due, now time.Time) []due {
 		if !d.stopping && !d.busy(id, now) {
 			if done, err := d.resultRecorded(j); err == nil && !done {
 				d.running[id] = j
+				t.enter(d.m)
 				batch = append(batch, j)
 			}
 		}
@@ -81,30 +92,57 @@ func (d *Daemon) growBatch(first due, now time.Time) []due {
 	return batch
 }
 
-// runBatch runs a batch of copies to one tier (dispatch entered the tier once for it). A
-// copy that fails for a reason of the batch (the journal, the tier's Sync, the group
-// commit) is then tried on its own, as any job.
+// runBatch runs a batch of copies to one tier (dispatch and growBatch entered the tier
+// once per member; each member leaves it when settled). Members the batch did not try
+// (errNotTried) are released first, then the copies done are recorded, then each failed
+// copy is tried on its own, as any job, unless the tier is failing and another job is on
+// it: then it waits for its retry, and the tier gets one job at a time.
 func (d *Daemon) runBatch(ctx context.Context, js []due) {
 	t := js[0].tier
-	defer t.leave(d.m)
 	start := time.Now()
 	recs, errs := d.copyBatch(ctx, t, js)
 	took := time.Since(start)
+	released := 0
 	for i, j := range js {
-		id := j.id()
-		log := d.jobLog(id, j)
-		rec, err := recs[i], errs[i]
-		switch {
-		case err == nil:
-			log.Info(doneMessage[jobCopy], zap.Int64("bytes", rec.Size), zap.Int("batch", len(js)), zap.Duration("batch_took", took))
-		case !errors.Is(err, errSkip) && ctx.Err() == nil:
-			d.m.errors.WithLabelValues(id.tier).Inc()
-			log.Warn("copy in a batch failed; trying it on its own", zap.Error(err))
-			rec, err = d.attempt(ctx, id, j, log)
-		default:
-			d.m.errors.WithLabelValues(id.tier).Inc()
+		if errors.Is(errs[i], errNotTried) {
+			d.mu.Lock()
+			delete(d.running, j.id())
+			d.mu.Unlock()
+			t.leave(d.m)
+			released++
 		}
-		d.settleJob(ctx, id, j, rec, err, log)
+	}
+	if released > 0 {
+		d.log.Info("batch cut short: the tier is failing or paused; its other copies wait for the tier",
+			zap.String("tier", t.Name), zap.Int("batch", len(js)), zap.Int("not_copied", released))
+	}
+	retry := func(err error) bool {
+		return err != nil && !errors.Is(err, errNotTried) && !errors.Is(err, errSkip) && ctx.Err() == nil
+	}
+	for _, again := range []bool{false, true} {
+		for i, j := range js {
+			if errors.Is(errs[i], errNotTried) || retry(errs[i]) != again {
+				continue
+			}
+			id := j.id()
+			log := d.jobLog(id, j)
+			rec, err := recs[i], errs[i]
+			switch {
+			case err == nil:
+				log.Info(doneMessage[jobCopy], zap.Int64("bytes", rec.Size), zap.Int("batch", len(js)), zap.Duration("batch_took", took))
+			case again && t.isFailing() && t.othersInFlight():
+				d.m.errors.WithLabelValues(id.tier).Inc()
+				log.Warn("copy in a batch failed; the tier is failing with other jobs on it: retried later", zap.Error(err))
+			case again:
+				d.m.errors.WithLabelValues(id.tier).Inc()
+				log.Warn("copy in a batch failed; trying it on its own", zap.Error(err))
+				rec, err = d.attempt(ctx, id, j, log)
+			default:
+				d.m.errors.WithLabelValues(id.tier).Inc()
+			}
+			d.settleJob(ctx, id, j, rec, err, log)
+			t.leave(d.m)
+		}
 	}
 }
 
@@ -152,11 +190,21 @@ func (d *Daemon) copyBatch(ctx context.Context, t *tierState, js []due) ([]catal
 			errs[i] = err
 			continue
 		}
+		// Before each write, as dispatch does before each job: a failing tier gets no
+		// more of the batch (one job at a time probes it), a tier at max_used is paused
+		// (the batch may hold more than the space left under the guard).
+		if t.isFailing() || d.checkTier(t) {
+			errs[i] = fmt.Errorf("%s: %w", t.Name, errNotTried)
+			continue
+		}
 		rec, err := d.copyOut(ctx, *j.seg, t, b, j.key, nil)
 		if err == nil {
 			if err = d.cfg.Catalog.WriteMarker(ctx, b, rec); err != nil {
 				d.discard(t, j.key)
 			}
+		}
+		if err != nil && !errors.Is(err, errSkip) && ctx.Err() == nil {
+			t.noteError(err, d.cfg.Now()) // the tier fails: the rest of the batch is not tried
 		}
 		recs[i], errs[i] = rec, err
 		failpoint.Hit("daemon.batch_item") // objects and markers visible, not yet durable or recorded

@@ -446,30 +446,38 @@ func sortedKeys[V any](m map[string]V) []string {
 // log line) at MaxUsed, before the filesystem can run out of space.
 func (d *Daemon) checkTiers() {
 	for _, t := range d.tiers {
-		if t.Usage == nil || t.MaxUsed <= 0 {
-			continue
-		}
-		used, total, err := t.Usage()
-		if err != nil || total == 0 {
-			d.log.Warn("cannot read tier usage", zap.String("tier", t.Name), zap.Error(err))
-			continue
-		}
-		ratio := float64(used) / float64(total)
-		t.mu.Lock()
-		was := t.paused
-		t.usedRatio = ratio
-		t.paused = ratio >= t.MaxUsed
-		now := t.paused
-		t.mu.Unlock()
-		d.m.tierUsed.WithLabelValues(t.Name).Set(ratio)
-		d.m.tierPaused.WithLabelValues(t.Name).Set(b2f(now))
-		switch {
-		case now && !was:
-			d.log.Error("tier paused: filesystem too full", zap.String("tier", t.Name), zap.Float64("used", ratio), zap.Float64("max_used", t.MaxUsed))
-		case !now && was:
-			d.log.Info("tier resumed", zap.String("tier", t.Name), zap.Float64("used", ratio))
-		}
+		d.checkTier(t)
 	}
+}
+
+// checkTier updates t's fill level and pause (see checkTiers), and reports whether t is
+// paused. A batch calls it before each write (daemon/batch.go): a batch may hold more
+// than the space left under max_used.
+func (d *Daemon) checkTier(t *tierState) bool {
+	if t.Usage == nil || t.MaxUsed <= 0 {
+		return t.isPaused()
+	}
+	used, total, err := t.Usage()
+	if err != nil || total == 0 {
+		d.log.Warn("cannot read tier usage", zap.String("tier", t.Name), zap.Error(err))
+		return t.isPaused()
+	}
+	ratio := float64(used) / float64(total)
+	t.mu.Lock()
+	was := t.paused
+	t.usedRatio = ratio
+	t.paused = ratio >= t.MaxUsed
+	now := t.paused
+	t.mu.Unlock()
+	d.m.tierUsed.WithLabelValues(t.Name).Set(ratio)
+	d.m.tierPaused.WithLabelValues(t.Name).Set(b2f(now))
+	switch {
+	case now && !was:
+		d.log.Error("tier paused: filesystem too full", zap.String("tier", t.Name), zap.Float64("used", ratio), zap.Float64("max_used", t.MaxUsed))
+	case !now && was:
+		d.log.Info("tier resumed", zap.String("tier", t.Name), zap.Float64("used", ratio))
+	}
+	return now
 }
 
 func b2f(b bool) float64 {

@@ -292,7 +292,8 @@ func (t *tierState) noteSuccess(bytes int64) {
 	t.bytes += bytes
 }
 
-// enter and leave count a job on the tier (dispatch enters, runJob leaves).
+// enter and leave count a job on the tier (dispatch enters, and growBatch for each other
+// member of a batch; runJob leaves, runBatch once per member).
 func (t *tierState) enter(m *metrics) {
 	t.mu.Lock()
 	t.inFlight++
@@ -321,6 +322,13 @@ func (t *tierState) othersInFlight() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.inFlight > 1
+}
+
+// isFailing reports whether the last attempt on the tier failed for a reason of the tier's.
+func (t *tierState) isFailing() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.failing
 }
 
 func (t *tierState) isPaused() bool {

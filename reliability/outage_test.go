@@ -27,7 +27,9 @@ func TestObjectStoreOutage(t *testing.T) {
 		name: "outage",
 		tiers: []tierConf{
 			{name: "hdd", yaml: "write_mode: direct"},
-			{name: "s3", s3: true, yaml: "driver: aws, rate_limit: 256KiB/s"},
+			// min_transfer_rate: the 256KiB/s shared by concurrency × part_concurrency transfers
+			// gives each 32KiB/s (config/validate.go refuses the 1MiB/s default here).
+			{name: "s3", s3: true, yaml: "driver: aws, rate_limit: 256KiB/s, min_transfer_rate: 32KiB/s"},
 		},
 		retry: "{initial: 100ms, max: 500ms}",
 		// Room for an S3 compaction (two buffers) that keeps retrying, and for HDD jobs.

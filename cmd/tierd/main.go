@@ -93,6 +93,7 @@ func contains(s, sub string) bool {
 type globals struct {
 	configPath string
 	logLevel   string
+	logFormat  string
 }
 
 func newRoot() *cobra.Command {
@@ -111,6 +112,7 @@ with every I/O buffer taken from one fixed pool.`,
 	root.SetOut(stdout) // --version and help go where the commands print
 	root.PersistentFlags().StringVarP(&g.configPath, "config", "c", defaultConfigPath(), "config file (env TIERD_CONFIG)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "override log.level (debug, info, warn, error)")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "", "override log.format (auto, json, console; auto = console when stderr is a terminal)")
 	root.AddCommand(
 		newRunCmd(g), newScanCmd(g), newMigrateCmd(g), newRestoreCmd(g), newCatCmd(g), newLsCmd(g),
 		newVerifyCmd(g), newReconcileCmd(g), newCatalogCmd(g), newStatusCmd(g), newVersionCmd(), newDemoCmd(), newConfigCmd(g),

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -73,6 +74,12 @@ func loadConfig(g *globals) (*config.Config, error) {
 	if g.logLevel != "" {
 		cfg.Log.Level = g.logLevel
 	}
+	if g.logFormat != "" {
+		if !slices.Contains([]string{"auto", "json", "console"}, g.logFormat) {
+			return nil, usagef("--log-format %q: want auto, json or console", g.logFormat)
+		}
+		cfg.Log.Format = g.logFormat
+	}
 	return cfg, nil
 }
 
@@ -85,13 +92,13 @@ func newLogger(c config.Log) (*zap.Logger, error) {
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
 	var encoder zapcore.Encoder
-	if c.Format == "console" {
+	if logFormat(c.Format, logOutput) == "console" {
 		enc.EncodeLevel = zapcore.CapitalLevelEncoder
 		encoder = zapcore.NewConsoleEncoder(enc)
 	} else {
 		encoder = zapcore.NewJSONEncoder(enc)
 	}
-	core := zapcore.NewCore(encoder, zapcore.Lock(zapcore.AddSync(logOutput)), level)
+	core := dropEmpty{zapcore.NewCore(encoder, zapcore.Lock(zapcore.AddSync(logOutput)), level)}
 	return zap.New(core, zap.ErrorOutput(zapcore.Lock(zapcore.AddSync(logOutput)))), nil
 }
 
@@ -375,3 +382,45 @@ var (
 	stdout    io.Writer = os.Stdout
 	logOutput io.Writer = os.Stderr
 )
+
+// logFormat resolves log.format: auto is console when the log goes to a terminal, else
+// json (for a collector).
+func logFormat(format string, out io.Writer) string {
+	if format != "auto" && format != "" {
+		return format
+	}
+	if f, ok := out.(*os.File); ok && isTerminal(f) {
+		return "console"
+	}
+	return "json"
+}
+
+// dropEmpty leaves out fields whose value is an empty string (a `"why":""` on every
+// offload line says nothing), whatever component logs them.
+type dropEmpty struct{ zapcore.Core }
+
+func (c dropEmpty) With(fields []zapcore.Field) zapcore.Core {
+	return dropEmpty{c.Core.With(nonEmpty(fields))}
+}
+
+func (c dropEmpty) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c)
+	}
+	return ce
+}
+
+func (c dropEmpty) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	return c.Core.Write(e, nonEmpty(fields))
+}
+
+func nonEmpty(fields []zapcore.Field) []zapcore.Field {
+	out := fields[:0:0]
+	for _, f := range fields {
+		if f.Type == zapcore.StringType && f.String == "" {
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
