@@ -28,6 +28,7 @@ const module = "github.com/tierd/tierd"
 var layers = map[string]int{
 	"bufpool":             10,
 	"config":              10,
+	"internal/buildinfo":  10,
 	"internal/failpoint":  10,
 	"internal/pacing":     10,
 	"record":              20,
