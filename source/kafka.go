@@ -51,30 +51,9 @@ func (l *kafka) Scan(ctx context.Context, root string) (ScanResult, error) {
 	if err != nil {
 		return ScanResult{}, fmt.Errorf("kafka: %w", err)
 	}
-	entries, _, err := s.readDir("", true)
+	err = partitionDirs(s, func(e entry) error { return l.scanPartition(s, e.name) })
 	if err != nil {
-		return ScanResult{}, fmt.Errorf("kafka: %w", err)
-	}
-	for _, e := range entries {
-		m := e.info.Mode()
-		if !m.IsDir() && m&fs.ModeSymlink == 0 {
-			continue // the log.dir's own files
-		}
-		if hasAnySuffix(e.name, kafkaBusyDirSuffixes) || e.name == "lost+found" || e.name == "remote-log-index-cache" {
-			continue
-		}
-		if _, _, ok := parsePartitionDir(e.name); !ok {
-			if m.IsDir() && !strings.HasPrefix(e.name, ".") {
-				s.skip(e.name, "not a <topic>-<partition> directory")
-			}
-			continue
-		}
-		if !s.directory(e.name, e, "a partition directory") {
-			continue
-		}
-		if err := l.scanPartition(s, e.name); err != nil {
-			return ScanResult{}, err
-		}
+		return ScanResult{}, err
 	}
 	return s.finish(), nil
 }
@@ -247,4 +226,35 @@ func KafkaRel(dir string, offset int64, kind segment.Kind) string {
 		}
 	}
 	return ""
+}
+
+// partitionDirs calls fn with every partition directory of the log.dir, skipping (with a
+// reason) what is not one and leaving alone what the broker is in the middle of.
+func partitionDirs(s *scan, fn func(entry) error) error {
+	entries, _, err := s.readDir("", true)
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	for _, e := range entries {
+		m := e.info.Mode()
+		if !m.IsDir() && m&fs.ModeSymlink == 0 {
+			continue // the log.dir's own files
+		}
+		if hasAnySuffix(e.name, kafkaBusyDirSuffixes) || e.name == "lost+found" || e.name == "remote-log-index-cache" {
+			continue
+		}
+		if _, _, ok := parsePartitionDir(e.name); !ok {
+			if m.IsDir() && !strings.HasPrefix(e.name, ".") {
+				s.skip(e.name, "not a <topic>-<partition> directory")
+			}
+			continue
+		}
+		if !s.directory(e.name, e, "a partition directory") {
+			continue
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -230,44 +230,12 @@ func gcd64(a, b int64) int64 {
 func sizeString(n int64) string { return config.Size(n).String() }
 
 func (l *rocketMQ) scanConsumeQueues(s *scan) error {
-	topics, ok, err := s.readDir("consumequeue", false)
-	if err != nil || !ok {
-		return err
-	}
-	for _, t := range topics {
-		trel := "consumequeue/" + t.name
-		if !s.directory(trel, t, "a topic directory") {
-			continue
-		}
-		if !validRocketMQTopic(t.name) {
-			s.skip(trel, "not a RocketMQ topic name (1-127 of A-Z a-z 0-9 %% | - _)")
-			continue
-		}
-		queues, ok, err := s.readDir(trel, false)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			continue
-		}
-		for _, q := range queues {
-			qrel := trel + "/" + q.name
-			if !s.directory(qrel, q, "a queue directory") {
-				continue
-			}
-			if _, ok := parseID(q.name); !ok {
-				s.skip(qrel, "queue directory name is not a queue id")
-				continue
-			}
-			if err := l.scanOffsetSeq(s, offsetSeq{
-				kind: segment.KindConsumeQueue, seq: qrel, dir: qrel,
-				fileSize: l.opts.ConsumeQueueFileSize, sizeName: "consumequeue_file_size", open: 1,
-			}); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return l.queueDirs(s, func(d SeqDir) error {
+		return l.scanOffsetSeq(s, offsetSeq{
+			kind: segment.KindConsumeQueue, seq: d.Name, dir: d.Name,
+			fileSize: l.opts.ConsumeQueueFileSize, sizeName: "consumequeue_file_size", open: 1,
+		})
+	})
 }
 
 // validRocketMQTopic mirrors the broker's TopicValidator: 1 to 127 characters of

@@ -3,7 +3,6 @@ package source
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,30 +77,11 @@ func (l *kafka) Sequences(ctx context.Context, root string, fn func(SeqDir) erro
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
-	entries, _, err := s.readDir("", true)
+	err = partitionDirs(s, func(e entry) error {
+		return fn(SeqDir{Name: e.name, ModTime: e.info.ModTime()})
+	})
 	if err != nil {
-		return nil, fmt.Errorf("kafka: %w", err)
-	}
-	for _, e := range entries {
-		m := e.info.Mode()
-		if !m.IsDir() && m&fs.ModeSymlink == 0 {
-			continue // the log.dir's own files
-		}
-		if hasAnySuffix(e.name, kafkaBusyDirSuffixes) || e.name == "lost+found" || e.name == "remote-log-index-cache" {
-			continue
-		}
-		if _, _, ok := parsePartitionDir(e.name); !ok {
-			if m.IsDir() && !strings.HasPrefix(e.name, ".") {
-				s.skip(e.name, "not a <topic>-<partition> directory")
-			}
-			continue
-		}
-		if !s.directory(e.name, e, "a partition directory") {
-			continue
-		}
-		if err := fn(SeqDir{Name: e.name, ModTime: e.info.ModTime()}); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	return s.finish().Skipped, nil
 }
